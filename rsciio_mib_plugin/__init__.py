@@ -1,0 +1,36 @@
+"""Quantum Detectors Merlin ``.mib`` reader as a RosettaSciIO / HyperSpy plugin.
+
+Importing this package is cheap: numpy, dask and rsciio are imported only
+when a function is first used, so the startup hook can import it.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "file_reader": "._api",
+    "load_mib_data": "._api",
+    "parse_exposures": "._api",
+    "parse_timestamps": "._api",
+    "MIBProperties": ".properties",
+    "MIBFormatError": ".errors",
+    "MIBWarning": ".errors",
+    "write_mib": ".write",
+    "register": ".register",
+    "unregister": ".register",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

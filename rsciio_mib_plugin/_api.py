@@ -1,0 +1,256 @@
+"""The RosettaSciIO "quantumdetector" API, composed from the stages of the reader."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from . import _docstrings as doc
+from .errors import MIBFormatError, MIBWarning
+from .header import header_exposure_ms, header_timestamp, timestamp_ns
+from .layout import ScanPlan, plan_scan
+from .properties import MIBProperties
+from .read import lazy_array, memmap_frames, read_eager, read_headers
+from .signal import axes, metadata, original_metadata
+
+#: Frames whose timestamps are examined for the scan shape (pixel trigger).
+EVIDENCE_FRAMES = 16384
+
+
+def _plan(prop: MIBProperties, navigation_shape, first_frame, last_frame) -> ScanPlan:
+    source, geometry = prop.source, prop.geometry
+    n_frames = prop.number_of_frames_in_file
+
+    def times_ns():
+        count = min(n_frames, EVIDENCE_FRAMES)
+        headers = read_headers(source, geometry, 0, count)
+        return np.array([timestamp_ns(header_timestamp(h, i)) for i, h in enumerate(headers)], dtype=np.int64)
+
+    plan = plan_scan(n_frames, first_frame, last_frame, navigation_shape, prop.hdr, times_ns)
+    for message in plan.messages:
+        warnings.warn(f"{source.name}: {message}", MIBWarning, stacklevel=4)
+    prop.navigation_shape = plan.shape
+    prop.xy = plan.count
+    return plan
+
+
+def _check_mmap_mode(mmap_mode, lazy: bool) -> str:
+    if mmap_mode is None:
+        return "r" if lazy else "c"
+    if mmap_mode not in ("r", "c", "readonly", "copyonwrite"):
+        raise ValueError(
+            f"`mmap_mode`={mmap_mode!r} is not allowed: use 'r' or 'c'; modes that write "
+            "('r+', 'w+') could change the file"
+        )
+    return mmap_mode
+
+
+def _load(path, lazy, chunks, mmap_mode, navigation_shape, first_frame, last_frame, mib_prop, return_headers, print_info, return_mmap):
+    prop = mib_prop if mib_prop is not None else MIBProperties.from_path(path)
+    if not isinstance(prop, MIBProperties) or prop.header is None:
+        raise TypeError("`mib_prop` must be a parsed MIBProperties (MIBProperties.from_path(path))")
+    if lazy and prop.buffer:
+        raise ValueError("Loading a memory buffer lazily is not supported: pass a file path, or lazy=False")
+    if return_headers and not return_mmap:
+        raise ValueError("`return_headers=True` needs `return_mmap=True`")
+    mode = _check_mmap_mode(mmap_mode, lazy)
+    plan = _plan(prop, navigation_shape, first_frame, last_frame)
+    if print_info:
+        print(prop)  # noqa: T201
+    geometry, source = prop.geometry, prop.source
+    if return_mmap:
+        frames = memmap_frames(source, geometry, plan.start, plan.shape or (1,), mode)
+        if not plan.shape:
+            frames = frames[0]
+        data = frames["data"]
+        return (data, frames["header"]) if return_headers else data, prop, plan
+    if lazy:
+        data = lazy_array(source, geometry, plan.start, plan.shape, chunks)
+    else:
+        data = read_eager(source, geometry, plan.start, plan.count).reshape(plan.shape + geometry.shape)
+    return data, prop, plan
+
+
+@doc.fill
+def load_mib_data(
+    path,
+    lazy: bool = False,
+    chunks="auto",
+    mmap_mode: str | None = None,
+    navigation_shape: tuple[int, ...] | None = None,
+    first_frame: int | None = None,
+    last_frame: int | None = None,
+    distributed: bool = False,
+    mib_prop: MIBProperties | None = None,
+    return_headers: bool = False,
+    print_info: bool = False,
+    return_mmap: bool = True,
+):
+    """Load the frames of a Merlin ``.mib`` file or buffer as an array.
+
+    The array is in **file order** (row 0 is the first row stored, which the
+    Merlin software shows at the bottom); :func:`file_reader` flips it.
+
+    Parameters
+    ----------
+    {PATH}
+    {LAZY}
+    {CHUNKS}
+    {MMAP_MODE}
+    {NAVIGATION_SHAPE}
+    {FIRST_LAST_FRAME}
+    {DISTRIBUTED}
+    mib_prop : MIBProperties, optional
+        Properties parsed earlier with :meth:`MIBProperties.from_path`.
+    return_headers : bool, default=False
+        Also return the frame headers (``S<n>`` bytes shaped like the scan);
+        needs ``return_mmap=True``.
+    {PRINT_INFO}
+    return_mmap : bool, default=True
+        Return a :class:`numpy.memmap` (a read-only view for buffers) of the
+        pixels in the file's own big-endian dtype, without reading them.
+        For RAW files it holds the undecoded 64-bit words, shaped
+        ``(*scan, words)``. ``False`` reads (or, lazily, maps) decoded,
+        native-endian pixels.
+
+    Returns
+    -------
+    numpy.ndarray, numpy.memmap or dask.array.Array
+        Shaped ``(*scan, rows, cols)``; with ``return_headers`` a tuple
+        ``(data, headers)``.
+
+    Raises
+    ------
+    MIBFormatError
+        When the file is malformed.
+    """
+    data, _, _ = _load(path, lazy, chunks, mmap_mode, navigation_shape, first_frame, last_frame, mib_prop, return_headers, print_info, return_mmap)
+    return data
+
+
+@doc.fill
+def file_reader(
+    filename,
+    lazy: bool = False,
+    chunks="auto",
+    mmap_mode: str | None = None,
+    navigation_shape: tuple[int, ...] | None = None,
+    first_frame: int | None = None,
+    last_frame: int | None = None,
+    distributed: bool = False,
+    print_info: bool = False,
+    flip_y: bool = True,
+    **kwargs,
+) -> list[dict]:
+    """Read a Quantum Detectors Merlin ``.mib`` file for HyperSpy.
+
+    Parameters
+    ----------
+    {FILENAME}
+    {LAZY}
+    {CHUNKS}
+    {MMAP_MODE}
+    {NAVIGATION_SHAPE}
+    {FIRST_LAST_FRAME}
+    {DISTRIBUTED}
+    {PRINT_INFO}
+    flip_y : bool, default=True
+        Reverse the row order so the image reads as in the Merlin software
+        (row 0 of the file is the bottom of the image), as RosettaSciIO's
+        built-in reader does. ``False`` keeps file order. Recorded in
+        ``original_metadata.mib_plugin.flip_y``.
+    **kwargs
+        ``mib_prop`` is passed on to :func:`load_mib_data`; any other
+        keyword is an error.
+
+    Returns
+    -------
+    list of dict
+        One RosettaSciIO signal dictionary (``data``, ``axes``, ``metadata``,
+        ``original_metadata``) with native-endian data shaped
+        ``(*scan, rows, cols)``.
+
+    Notes
+    -----
+    An interrupted acquisition keeps its complete scan lines; what is dropped
+    is counted in a warning and in ``original_metadata.mib_plugin``.
+    """
+    unknown = set(kwargs) - {"mib_prop"}
+    if unknown:
+        raise TypeError(f"file_reader() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
+    data, prop, plan = _load(
+        filename, lazy, chunks, mmap_mode, navigation_shape, first_frame, last_frame,
+        kwargs.get("mib_prop"), False, print_info, False,
+    )
+    if flip_y:
+        data = data[..., ::-1, :]
+    return [
+        {
+            "data": data,
+            "axes": axes(plan.shape, prop.geometry.shape),
+            "metadata": metadata(prop, prop.source.name),
+            "original_metadata": original_metadata(prop, plan, flip_y),
+            "mapping": {},
+        }
+    ]
+
+
+def _headers_list(headers, max_index: int) -> list:
+    if isinstance(headers, (bytes, bytearray, str)):
+        headers = [headers]
+    elif isinstance(headers, np.ndarray):
+        headers = headers.ravel()
+    else:
+        headers = list(headers)
+    if not isinstance(max_index, (int, np.integer)) or isinstance(max_index, bool) or max_index < -1 or max_index == 0:
+        raise ValueError(f"`max_index` must be -1 (all) or a positive integer, not {max_index!r}")
+    return headers if max_index == -1 else headers[:max_index]
+
+
+@doc.fill
+def parse_exposures(headers, max_index: int = 10000) -> list[float]:
+    """Exposure time of each frame in ms.
+
+    Taken from the ``MQ1A`` nanosecond field, else from the seconds field of
+    older headers.
+
+    Parameters
+    ----------
+    {HEADERS}
+    {MAX_INDEX}
+
+    Returns
+    -------
+    list of float
+        Exposure in ms per header.
+
+    Examples
+    --------
+    >>> data, headers = load_mib_data("scan.mib", return_headers=True)  # doctest: +SKIP
+    >>> parse_exposures(headers, max_index=-1)  # doctest: +SKIP
+    """
+    return [header_exposure_ms(h, i) for i, h in enumerate(_headers_list(headers, max_index))]
+
+
+@doc.fill
+def parse_timestamps(headers, max_index: int = 10000) -> list[str]:
+    """Start time of each frame.
+
+    The ``MQ1A`` UTC time with ns resolution (``2021-04-15T13:44:43.100924481Z``),
+    else the Merlin PC's local time with µs resolution.
+
+    Parameters
+    ----------
+    {HEADERS}
+    {MAX_INDEX}
+
+    Returns
+    -------
+    list of str
+        One timestamp per header.
+    """
+    return [header_timestamp(h, i) for i, h in enumerate(_headers_list(headers, max_index))]
+
+
+__all__ = ["file_reader", "load_mib_data", "parse_exposures", "parse_timestamps", "MIBProperties", "MIBFormatError"]

@@ -1,0 +1,55 @@
+"""Parameter documentation shared by the public functions (written once)."""
+
+PATH = """path : str, pathlib.Path, bytes, bytearray or memoryview
+        The ``.mib`` file, or a buffer holding its bytes (single chip or
+        quad). Buffers cannot be loaded lazily."""
+
+FILENAME = """filename : str or pathlib.Path
+        The ``.mib`` file. A ``.hdr`` with the same stem (``.hdr`` or
+        ``.HDR``) next to it is read when present."""
+
+LAZY = """lazy : bool, default=False
+        Return a dask array whose chunks read the file on demand."""
+
+CHUNKS = """chunks : tuple, int, dict or str, default="auto"
+        Chunks of the lazy array, as :func:`dask.array.core.normalize_chunks`
+        understands them. ``"auto"`` keeps whole frames in every chunk
+        (about 128 MiB each)."""
+
+MMAP_MODE = """mmap_mode : {None, "r", "c"}, default=None
+        Mode of the memory map returned with ``return_mmap=True``; ``None``
+        means ``"r"`` when lazy, else ``"c"``. ``"r+"`` would let changes
+        reach the file and is refused."""
+
+NAVIGATION_SHAPE = """navigation_shape : tuple of int or None, default=None
+        Scan shape in HyperSpy order ``(x, y)``; the data are then shaped
+        ``(y, x, rows, cols)``. ``None`` takes it from the ``.hdr`` (ScanX/ScanY,
+        else Frames in Acquisition / Frames per Trigger), from the frame
+        timestamps for pixel-triggered scans, else returns a stack of frames.
+        More frames than the file holds is an interrupted acquisition: the
+        complete scan lines are kept and the rest is reported in a warning."""
+
+FIRST_LAST_FRAME = """first_frame, last_frame : int or None, default=None
+        The frames to load, with Python slicing semantics (negative values
+        count from the end)."""
+
+DISTRIBUTED = """distributed : bool, default=False
+        Accepted for compatibility: lazy arrays are always built from
+        independent, picklable chunk reads that work on ``dask.distributed``."""
+
+PRINT_INFO = """print_info : bool, default=False
+        Print the :class:`MIBProperties` of the file."""
+
+HEADERS = """headers : bytes or iterable of bytes
+        One frame header, or many (a list, or the ``headers`` array returned
+        by :func:`load_mib_data` with ``return_headers=True``)."""
+
+MAX_INDEX = """max_index : int, default=10000
+        Parse at most this many headers; ``-1`` parses all of them."""
+
+
+def fill(func):
+    """Decorator: fill a docstring's ``{NAME}`` fields with the fragments above."""
+    fragments = {k: v for k, v in globals().items() if k.isupper()}
+    func.__doc__ = func.__doc__.format(**fragments)
+    return func

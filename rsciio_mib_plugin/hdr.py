@@ -1,0 +1,115 @@
+"""Find and parse the ``.hdr`` acquisition-header side file (mib-format.md §9)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+from .errors import MIBWarning
+
+#: Real ``.hdr`` files are 2048 bytes (§9.1); anything far larger is not one.
+MAX_HDR_BYTES = 1 << 20
+
+# Keys are matched on stable prefixes because their bracketed parts changed
+# across software versions (§9.2).
+FRAMES_IN_ACQUISITION = "Frames in Acquisition"
+FRAMES_PER_TRIGGER = "Frames per Trigger"
+COUNTER_DEPTH = "Counter Depth"
+ACTIVE_COUNTERS = "Active Counters"
+SCAN_X = "ScanX"
+SCAN_Y = "ScanY"
+
+
+def find_hdr(mib_path: str | os.PathLike) -> Path | None:
+    """Return the side file ``<stem>.hdr`` / ``<stem>.HDR`` next to a ``.mib``."""
+    mib_path = Path(mib_path)
+    for suffix in (".hdr", ".HDR", ".Hdr"):
+        candidate = mib_path.with_suffix(suffix)
+        if candidate.is_file():
+            return candidate
+    stem = mib_path.stem.lower()
+    try:
+        for entry in mib_path.parent.iterdir():
+            if entry.suffix.lower() == ".hdr" and entry.stem.lower() == stem and entry.is_file():
+                return entry
+    except OSError:
+        pass
+    return None
+
+
+def parse_hdr_text(text: str) -> dict[str, str]:
+    """Parse the text of a ``.hdr`` file into ``{key: value}``.
+
+    Lines are ``Key:<TAB>Value``; each line is split at its first TAB (keys
+    contain colons and brackets, values contain colons), the key loses its
+    trailing colon and both sides are stripped (§9.1). The ``HDR,`` and
+    ``End`` lines are skipped.
+    """
+    result = {}
+    for line in text.splitlines():
+        line = line.strip("\r\n")
+        if not line.strip() or line.startswith("HDR,") or line.strip() == "End":
+            continue
+        if "\t" in line:
+            key, value = line.split("\t", 1)
+        elif ":" in line:
+            key, value = line.split(":", 1)
+        else:
+            continue
+        key = key.strip().rstrip(":").strip()
+        if key:
+            result[key] = value.strip()
+    return result
+
+
+def read_hdr(path: str | os.PathLike) -> dict[str, str] | None:
+    """Read a ``.hdr`` side file; on any problem warn once and return ``None``.
+
+    The file is decoded as Latin-1 (older keys contain ``µ``, §9.1) and read
+    with a size cap, so a huge or binary file cannot exhaust memory.
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_HDR_BYTES + 1)
+    except OSError as err:
+        warnings.warn(f"{path}: cannot read the .hdr side file ({err}); using the frame headers only", MIBWarning, stacklevel=3)
+        return None
+    if len(raw) > MAX_HDR_BYTES:
+        warnings.warn(
+            f"{path}: the .hdr side file is larger than {MAX_HDR_BYTES} bytes, so it is "
+            "not a Merlin acquisition header; using the frame headers only",
+            MIBWarning,
+            stacklevel=3,
+        )
+        return None
+    if b"\x00" in raw.rstrip(b"\x00 "):
+        warnings.warn(f"{path}: the .hdr side file contains binary data; using the frame headers only", MIBWarning, stacklevel=3)
+        return None
+    parsed = parse_hdr_text(raw.decode("latin-1"))
+    if not parsed:
+        warnings.warn(f"{path}: the .hdr side file has no 'Key:<TAB>Value' lines; using the frame headers only", MIBWarning, stacklevel=3)
+        return None
+    return parsed
+
+
+def hdr_get(hdr: dict[str, str] | None, prefix: str) -> str | None:
+    """Value of the first key starting with ``prefix`` (case-insensitive)."""
+    if not hdr:
+        return None
+    prefix = prefix.lower()
+    for key, value in hdr.items():
+        if key.lower().startswith(prefix):
+            return value
+    return None
+
+
+def hdr_int(hdr: dict[str, str] | None, prefix: str) -> int | None:
+    """Integer value of a ``.hdr`` key, ``None`` when missing or not a number."""
+    value = hdr_get(hdr, prefix)
+    if value is None:
+        return None
+    try:
+        return int(value.split()[0]) if value.split() else None
+    except ValueError:
+        return None

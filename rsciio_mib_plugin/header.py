@@ -1,0 +1,311 @@
+"""Parse one Merlin frame header (``MQ1``) from bytes.
+
+Pure functions only: bytes in, :class:`FrameHeader` out, :class:`MIBFormatError`
+on anything malformed. Field positions and their meaning follow
+``mib-format.md`` §2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import MIBFormatError, where
+
+#: Bytes read to find the header length: the length field sits at offset 11
+#: while the sequence number has 6 digits, but we split on commas instead of
+#: trusting offsets (mib-format.md §2.1), so read a little more.
+PROBE_BYTES = 64
+
+#: Largest header we accept. ADMerlin sizes headers as 256 + 128 x chips with at
+#: most 16 chips (mib-format.md §2.1); anything larger is not a Merlin header.
+MAX_HEADER_BYTES = 256 + 128 * 16
+
+#: Bits of one pixel slot in the file for each pixel type; R64 depends on depth.
+PROCESSED_BITS = {"U01": 8, "U08": 8, "U16": 16, "U32": 32, "U64": 64}
+# U01 is listed in the manual but never seen; LiberTEM-rs reads it as one byte
+# per pixel (mib-format.md §3), and so do we.
+RAW_SLOT_BITS = {1: 1, 6: 8, 12: 16, 24: 16}
+COUNTER_DEPTHS = (1, 6, 12, 24)
+
+
+@dataclass(frozen=True)
+class FrameHeader:
+    """Everything one ``MQ1`` frame header says (mib-format.md §2.2)."""
+
+    sequence: int
+    header_bytes: int
+    chips: int
+    width: int
+    height: int
+    pixel_type: str
+    layout: str
+    chip_select: int
+    timestamp: str
+    exposure_s: float
+    counter: int
+    colour_mode: int
+    gain_mode: int
+    thresholds: tuple[float, ...] = ()
+    dacs: tuple[tuple[str, ...], ...] = ()
+    utc_timestamp: str | None = None
+    exposure_ns: int | None = None
+    counter_depth: int | None = None
+    fields: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def raw(self) -> bool:
+        """True for RAW (``R64``) frames."""
+        return self.pixel_type == "R64"
+
+    @property
+    def gap(self) -> bool:
+        """True when the layout inserts gap pixels between chips (``2x2G``)."""
+        return self.layout.endswith("G")
+
+    @property
+    def exposure_ms(self) -> float:
+        """Shutter-open time in ms, from the ns field when present."""
+        if self.exposure_ns is not None:
+            return self.exposure_ns / 1e6
+        return self.exposure_s * 1e3
+
+    def as_dict(self) -> dict:
+        """Plain values (str, int, float, lists) for ``original_metadata``."""
+        out = {
+            "sequence": self.sequence,
+            "header_bytes": self.header_bytes,
+            "chips": self.chips,
+            "width": self.width,
+            "height": self.height,
+            "pixel_type": self.pixel_type,
+            "layout": self.layout,
+            "chip_select": self.chip_select,
+            "timestamp": self.timestamp,
+            "exposure_s": self.exposure_s,
+            "counter": self.counter,
+            "colour_mode": self.colour_mode,
+            "gain_mode": self.gain_mode,
+            "thresholds_keV": list(self.thresholds),
+            "dacs": [list(d) for d in self.dacs],
+            "text": ",".join(self.fields),
+        }
+        for key in ("utc_timestamp", "exposure_ns", "counter_depth"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+
+def header_length(probe: bytes, source: str = "<buffer>", frame: int = 0, offset: int = 0) -> int:
+    """Return the header length stated in the first bytes of a frame.
+
+    Parameters
+    ----------
+    probe : bytes
+        At least the first :data:`PROBE_BYTES` bytes of the frame (fewer at the
+        end of a file).
+    source, frame, offset
+        Where the bytes come from, for error messages.
+    """
+    fields = bytes(probe[:PROBE_BYTES]).split(b",")
+    if fields[0] != b"MQ1":
+        raise MIBFormatError(
+            f"{where(source, frame, offset)}: not a Merlin frame header: expected "
+            f"'MQ1' at the start, found {bytes(probe[:8])!r}"
+        )
+    if len(fields) < 4:
+        raise MIBFormatError(
+            f"{where(source, frame, offset)}: frame header truncated before the "
+            "header-length field (field 2)"
+        )
+    length = _int(fields[2], "header length (field 2)", source, frame, offset)
+    if not 16 <= length <= MAX_HEADER_BYTES:
+        raise MIBFormatError(
+            f"{where(source, frame, offset)}: header length (field 2) is {length}, "
+            f"expected 16 to {MAX_HEADER_BYTES} bytes"
+        )
+    return length
+
+
+def parse_header(raw: bytes, source: str = "<buffer>", frame: int = 0, offset: int = 0) -> FrameHeader:
+    """Parse one complete frame header.
+
+    Parameters
+    ----------
+    raw : bytes
+        The header bytes (its length is the header-length field; trailing
+        NUL padding is allowed).
+    source, frame, offset
+        Where the bytes come from, for error messages.
+
+    Returns
+    -------
+    FrameHeader
+
+    Raises
+    ------
+    MIBFormatError
+        When a field is missing, not a number, or out of range.
+    """
+    at = where(source, frame, offset)
+    text = bytes(raw).split(b"\x00", 1)[0]
+    try:
+        decoded = text.decode("ascii")
+    except UnicodeDecodeError as err:
+        raise MIBFormatError(f"{at}: frame header is not ASCII text ({err})") from None
+    fields = decoded.split(",")
+    # The header text ends with a comma, so the last element is empty (§2.1).
+    if fields and fields[-1] == "":
+        fields = fields[:-1]
+    if not fields or fields[0] != "MQ1":
+        raise MIBFormatError(f"{at}: expected 'MQ1' as field 0, found {decoded[:8]!r}")
+    if len(fields) < 14:
+        raise MIBFormatError(
+            f"{at}: frame header has {len(fields)} fields, expected at least 14 "
+            "(MQ1 ... gain mode)"
+        )
+
+    def num(index: int, name: str, base: int = 10) -> int:
+        return _int(fields[index], f"{name} (field {index})", source, frame, offset, base)
+
+    header_bytes = num(2, "header length")
+    chips = num(3, "number of chips")
+    width = num(4, "image width")
+    height = num(5, "image height")
+    pixel_type = fields[6].strip()
+    if pixel_type not in PROCESSED_BITS and pixel_type != "R64":
+        raise MIBFormatError(
+            f"{at}: pixel type (field 6) is {pixel_type!r}, expected one of "
+            f"{', '.join(list(PROCESSED_BITS) + ['R64'])}"
+        )
+    for name, value in (("number of chips", chips), ("image width", width), ("image height", height)):
+        if value <= 0:
+            raise MIBFormatError(f"{at}: {name} is {value}, expected a positive number")
+
+    thresholds, dacs, index = _thresholds_and_dacs(fields)
+    utc = exposure_ns = depth = None
+    if "MQ1A" in fields[index:]:
+        ext = fields.index("MQ1A", index)
+        tail = fields[ext + 1 : ext + 4]
+        if len(tail) >= 1:
+            utc = tail[0].strip()
+        if len(tail) >= 2:
+            ns = tail[1].strip()
+            if not ns.endswith("ns"):
+                raise MIBFormatError(
+                    f"{at}: exposure (field {ext + 2}) is {ns!r}, expected '<integer>ns'"
+                )
+            exposure_ns = _int(ns[:-2], f"exposure in ns (field {ext + 2})", source, frame, offset)
+        if len(tail) >= 3:
+            depth = _int(tail[2], f"counter depth (field {ext + 3})", source, frame, offset)
+            if depth not in COUNTER_DEPTHS:
+                raise MIBFormatError(
+                    f"{at}: counter depth (field {ext + 3}) is {depth}, expected one of "
+                    f"{COUNTER_DEPTHS}"
+                )
+
+    return FrameHeader(
+        sequence=num(1, "frame number"),
+        header_bytes=header_bytes,
+        chips=chips,
+        width=width,
+        height=height,
+        pixel_type=pixel_type,
+        layout=fields[7].strip(),
+        chip_select=num(8, "chip select", base=16),
+        timestamp=fields[9].strip(),
+        exposure_s=_float(fields[10], "exposure in s (field 10)", source, frame, offset),
+        counter=num(11, "counter"),
+        colour_mode=num(12, "colour mode"),
+        gain_mode=num(13, "gain mode"),
+        thresholds=thresholds,
+        dacs=dacs,
+        utc_timestamp=utc,
+        exposure_ns=exposure_ns,
+        counter_depth=depth,
+        fields=tuple(fields),
+    )
+
+
+def _thresholds_and_dacs(fields: list[str]) -> tuple[tuple[float, ...], tuple[tuple[str, ...], ...], int]:
+    """Thresholds (fields 14-21) and per-chip DAC blocks, where present.
+
+    Some RAW headers leave a single empty field instead (mib-format.md §2.4), so
+    both are optional. Returns them and the index of the first field after.
+    """
+    index = 14
+    thresholds = []
+    while index < len(fields) and len(thresholds) < 8:
+        try:
+            thresholds.append(float(fields[index]))
+        except ValueError:
+            break
+        index += 1
+    dacs = []
+    # A DAC block is a chip revision (e.g. "3RX") followed by 27 numbers.
+    while index + 27 < len(fields) and fields[index] not in ("", "MQ1A") and not fields[index].isdigit():
+        block = fields[index + 1 : index + 28]
+        if not all(v.strip().isdigit() for v in block):
+            break
+        dacs.append(tuple(v.strip() for v in block))
+        index += 28
+    return tuple(thresholds), tuple(dacs), index
+
+
+def _int(value, name: str, source: str, frame: int, offset: int, base: int = 10) -> int:
+    text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+    try:
+        return int(text.strip(), base)
+    except ValueError:
+        raise MIBFormatError(
+            f"{where(source, frame, offset)}: {name} is {text!r}, expected an integer"
+        ) from None
+
+
+def _float(value: str, name: str, source: str, frame: int, offset: int) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise MIBFormatError(
+            f"{where(source, frame, offset)}: {name} is {value!r}, expected a number"
+        ) from None
+
+
+def _light_fields(raw: bytes, index: int) -> list[str]:
+    """Comma fields of a header without full validation (for bulk parsing)."""
+    if isinstance(raw, str):
+        raw = raw.encode("latin-1")
+    fields = bytes(raw).split(b"\x00", 1)[0].decode("ascii", "replace").split(",")
+    if fields[0] != "MQ1" or len(fields) < 11:
+        raise MIBFormatError(f"header {index}: not a Merlin frame header (starts {fields[0][:8]!r})")
+    return fields
+
+
+def header_exposure_ms(raw: bytes, index: int = 0) -> float:
+    """Exposure in ms of one header: the MQ1A ns field, else field 10 in s."""
+    fields = _light_fields(raw, index)
+    try:
+        if "MQ1A" in fields:
+            ns = fields[fields.index("MQ1A") + 2]
+            return int(ns.removesuffix("ns")) / 1e6
+        return float(fields[10]) * 1e3
+    except (ValueError, IndexError):
+        raise MIBFormatError(f"header {index}: exposure field is not a number") from None
+
+
+def header_timestamp(raw: bytes, index: int = 0) -> str:
+    """Start time of one frame: the MQ1A UTC time, else the local time (field 9)."""
+    fields = _light_fields(raw, index)
+    if "MQ1A" in fields and fields.index("MQ1A") + 1 < len(fields):
+        return fields[fields.index("MQ1A") + 1].strip()
+    return fields[9].strip()
+
+
+def timestamp_ns(text: str) -> int:
+    """ISO (``...Z``) or Merlin local (``YYYY-MM-DD hh:mm:ss.ffffff``) time as ns."""
+    import numpy as np
+
+    try:
+        return int(np.datetime64(text.strip().rstrip("Z").replace(" ", "T"), "ns").astype(np.int64))
+    except ValueError:
+        raise MIBFormatError(f"timestamp {text!r} is not an ISO date and time") from None
