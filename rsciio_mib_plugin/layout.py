@@ -201,7 +201,7 @@ def scan_shape_from_hdr(hdr: dict | None) -> tuple[tuple[int, ...] | None, str, 
     return (total,), "hdr frame count", details
 
 
-def line_length_from_times(times_ns: np.ndarray) -> tuple[int | None, dict]:
+def line_length_from_times(times_ns: np.ndarray, total: int | None = None) -> tuple[int | None, dict]:
     """Frames per scan line from frame start times, or ``None``.
 
     Line changes show as frame periods clearly above the typical one. The
@@ -209,7 +209,8 @@ def line_length_from_times(times_ns: np.ndarray) -> tuple[int | None, dict]:
     (median absolute deviation) and at least 1 µs, never "above the mean": a
     10 ns jitter must not make lines (mib-format.md §10, quirk #4). The guess
     is kept only when the long periods recur exactly once per line across
-    all the times given.
+    all the times given, and, when only one line change is seen, divides
+    ``total`` (the frames of the acquisition).
     """
     times_ns = np.asarray(times_ns, dtype=np.int64)
     details: dict = {"frames_examined": int(times_ns.size)}
@@ -218,7 +219,7 @@ def line_length_from_times(times_ns: np.ndarray) -> tuple[int | None, dict]:
     periods = np.diff(times_ns)
     median = float(np.median(periods))
     spread = float(np.median(np.abs(periods - median)))
-    threshold = median + max(10 * 1.4826 * spread, 1000.0, 1e-4 * median)
+    threshold = median + max(10 * 1.4826 * spread, 1000.0)
     long = np.flatnonzero(periods > threshold)
     details.update(median_period_ns=median, threshold_ns=threshold, line_gaps=int(long.size))
     if long.size == 0:
@@ -227,6 +228,9 @@ def line_length_from_times(times_ns: np.ndarray) -> tuple[int | None, dict]:
     expected = np.arange(width - 1, periods.size, width)
     if width < 2 or not np.array_equal(long, expected):
         details["reason"] = "long frame periods do not recur once per line"
+        return None, details
+    if long.size == 1 and total is not None and total % width:
+        details["reason"] = f"one long frame period after frame {width - 1}, and {total} frames are not whole lines of {width}"
         return None, details
     details["line_length"] = width
     return width, details
@@ -267,9 +271,9 @@ def plan_scan(
     else:
         scan, rule, details = scan_shape_from_hdr(hdr)
         if scan is None and times_ns is not None and n_frames > 2 and (hdr is None or "pixel trigger" in rule):
-            width, evidence = line_length_from_times(times_ns())
-            details = {**details, "timestamps": evidence}
             total = hdr_int(hdr, FRAMES_IN_ACQUISITION) or n_frames
+            width, evidence = line_length_from_times(times_ns(), total)
+            details = {**details, "timestamps": evidence}
             if width is not None and width < total:
                 scan, rule = (math.ceil(total / width), width), "frame timestamps (line gaps)"
             else:
@@ -277,14 +281,16 @@ def plan_scan(
         elif scan is None:
             rule = f"stack ({rule})" if hdr else "stack (no .hdr)"
     plan = ScanPlan(start, stop, (), rule, details)
-    _fit(plan, scan, n_frames, explicit=user is not None)
+    # A frame selection given explicitly keeps every selected frame unless a
+    # derived scan shape fits it exactly.
+    whole = start == 0 and stop == n_frames and (user is not None or (first_frame is None and last_frame is None))
+    _fit(plan, scan, whole, explicit=user is not None)
     return plan
 
 
-def _fit(plan: ScanPlan, scan: tuple[int, ...] | None, n_frames: int, explicit: bool) -> None:
+def _fit(plan: ScanPlan, scan: tuple[int, ...] | None, whole: bool, explicit: bool) -> None:
     """Fit a scan shape to the frames that exist; record what is dropped."""
     count = plan.count
-    whole = plan.start == 0 and plan.stop == n_frames
     if scan is None:
         plan.shape = (count,) if count > 1 else ()
         return
