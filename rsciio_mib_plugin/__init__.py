@@ -17,8 +17,8 @@ _EXPORTS = {
     "MIBFormatError": ".errors",
     "MIBWarning": ".errors",
     "write_mib": ".write",
-    "register": ".register",
-    "unregister": ".register",
+    "register": ".registration",
+    "unregister": ".registration",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -28,7 +28,7 @@ def install() -> None:
 
 def _register() -> None:
     try:
-        from rsciio_mib_plugin.register import register
+        from rsciio_mib_plugin.registration import register
 
         register()
     except Exception:
