@@ -32,6 +32,7 @@ def write_mib(
     raw: bool = False,
     timestamps=None,
     counter=0,
+    mq1a: bool = True,
 ) -> Path:
     """Write frames to a Merlin ``.mib`` file with real headers and a ``.hdr``.
 
@@ -57,6 +58,9 @@ def write_mib(
         per frame. Default: frames back to back, ``exposure`` apart.
     counter : int or array-like
         The header's counter field, one value or one per frame.
+    mq1a : bool
+        Write the ``MQ1A`` extension (UTC time, ns exposure, counter depth);
+        ``False`` writes headers as older Merlin software did.
 
     Returns
     -------
@@ -109,7 +113,7 @@ def write_mib(
         for i in range(n):
             text = _frame_header_text(
                 i + 1, header_bytes, chips, stored_w, stored_h, pixel_type, layout, select,
-                times[i], float(exposures[i]), int(counters[i]), depth,
+                times[i], float(exposures[i]), int(counters[i]), depth, mq1a,
             )
             f.write(text.ljust(header_bytes, b"\x00"))
             f.write(payloads[i].tobytes())
@@ -120,7 +124,7 @@ def write_mib(
     return path
 
 
-def _frame_header_text(seq, header_bytes, chips, width, height, pixel_type, layout, select, time, exposure, counter, depth) -> bytes:
+def _frame_header_text(seq, header_bytes, chips, width, height, pixel_type, layout, select, time, exposure, counter, depth, mq1a) -> bytes:
     local = (time + np.timedelta64(1, "h")).astype("datetime64[us]")
     fields = [
         "MQ1", f"{seq:06d}", f"{header_bytes:05d}", f"{chips:02d}", f"{width:04d}", f"{height:04d}",
@@ -129,7 +133,8 @@ def _frame_header_text(seq, header_bytes, chips, width, height, pixel_type, layo
     ]
     for _ in range(chips):
         fields += ["3RX", *_DACS.split(",")]
-    fields += ["MQ1A", f"{str(time.astype('datetime64[ns]'))}Z", f"{round(exposure * 1e9)}ns", str(depth)]
+    if mq1a:
+        fields += ["MQ1A", f"{str(time.astype('datetime64[ns]'))}Z", f"{round(exposure * 1e9)}ns", str(depth)]
     text = (",".join(fields) + ",").encode("ascii")
     if len(text) > header_bytes:
         raise ValueError(f"header text of {len(text)} bytes does not fit in {header_bytes}")

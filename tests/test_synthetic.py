@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import reference_raw, reference_read
-from rsciio_mib_plugin import MIBProperties, file_reader, load_mib_data, write_mib
+from rsciio_mib_plugin import MIBFormatError, MIBProperties, file_reader, load_mib_data, write_mib
 from rsciio_mib_plugin.header import parse_header
 
 DTYPES = {1: np.uint8, 6: np.uint8, 12: np.uint16, 24: np.uint32}
@@ -139,3 +139,32 @@ def test_upper_case_mib_and_hdr(tmp_path):
     (d,) = file_reader(path, flip_y=False)
     assert d["data"].shape == (2, 3, 64, 256)
     assert "hdr_file" in d["original_metadata"]
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_headers_without_mq1a(tmp_path, raw):
+    # Older software wrote no MQ1A block: RAW takes its depth from the .hdr (§2.4).
+    data = frames((2, 3, 256, 256), 12)
+    path = write_mib(tmp_path / "old.mib", data, raw=raw, mq1a=False)
+    prop = MIBProperties.from_path(path)
+    assert prop.header.utc_timestamp is None and prop.counter_depth == (12 if raw else None)
+    (d,) = file_reader(path, flip_y=False)
+    np.testing.assert_array_equal(d["data"], data)
+    assert "time_zone" not in d["metadata"]["General"]
+    assert d["metadata"]["Acquisition_instrument"]["dwell_time"] == pytest.approx(0.001)
+
+
+def test_raw_without_any_depth_is_an_error(tmp_path):
+    path = write_mib(tmp_path / "old.mib", frames((2, 256, 256), 6), raw=True, mq1a=False, hdr=False)
+    with pytest.raises(MIBFormatError, match="counter depth"):
+        load_mib_data(path)
+
+
+def test_raw_metadata_records_the_decoding(tmp_path):
+    path = write_mib(tmp_path / "raw.mib", frames((2, 512, 512), 1), counter_depth=1, raw=True)
+    (d,) = file_reader(path)
+    assert d["metadata"]["Acquisition_instrument"]["TEM"]["Detector"]["Diffraction"]["raw"] is True
+    assert "R64 1-bit" in d["original_metadata"]["mib_plugin"]["raw_decoding"]
+    assert "quad" in d["original_metadata"]["mib_plugin"]["raw_decoding"]
+    words = load_mib_data(path)  # the memmap of undecoded 64-bit words
+    assert words.dtype == np.dtype(">u8") and words.shape == (2, 512 * 512 // 64)
