@@ -42,41 +42,78 @@ def decode_frames(payload: np.ndarray, geometry: Geometry, out: np.ndarray | Non
         hi = _unpack(payload[:, :half], 12).reshape(n, height, width // 2)
         lo = _unpack(payload[:, half:], 12).reshape(n, height, width // 2)
         stored = (hi.astype(np.uint32) << 12) | lo
+    elif geometry.layout in ("2x2", "2x2G"):
+        # Quad 1-bit stays packed until the chips are in place.
+        stored = _stream(payload, geometry.depth).reshape(n, height, -1)
+    elif geometry.depth == 1:
+        _unpack_bits_into(_stream(payload, 1), out)
+        return out
     else:
         stored = _unpack(payload, geometry.depth).reshape(n, height, width)
     if geometry.layout in ("2x2", "2x2G"):
-        _assemble_quad(stored, out, gap=2 if geometry.layout.endswith("G") else 0)
+        _assemble_quad(stored, out, gap=2 if geometry.layout.endswith("G") else 0, packed=geometry.depth == 1)
     else:
         out[...] = stored
     return out
 
 
-def _unpack(payload: np.ndarray, depth: int) -> np.ndarray:
-    """RAW words to a flat pixel sequence per frame, in readout order."""
+def _stream(payload: np.ndarray, depth: int) -> np.ndarray:
+    """RAW words as a little-endian stream of slots: bytes holding 8 pixels
+    (1 bit, LSB first), bytes (6 bit) or uint16 (12 bit), in readout order."""
     n = payload.shape[0]
     # Reversing the bytes of each 64-bit word turns "bits k*s of a big-endian
     # word" into a little-endian packed stream (§4.2).
     swapped = np.ascontiguousarray(payload).view(">u8").astype("<u8").view(np.uint8).reshape(n, -1)
     if depth == 1:
-        return np.unpackbits(swapped, axis=1, bitorder="little")
+        return swapped
     if depth == 6:
-        return swapped & _MASKS[6]
+        return swapped & np.uint8(_MASKS[6])
     return swapped.view("<u2") & np.uint16(_MASKS[12])
 
 
-def _assemble_quad(stored: np.ndarray, out: np.ndarray, gap: int) -> None:
+def _unpack(payload: np.ndarray, depth: int) -> np.ndarray:
+    """RAW words to a flat pixel sequence per frame, in readout order."""
+    stream = _stream(payload, depth)
+    return np.unpackbits(stream, axis=1, bitorder="little") if depth == 1 else stream
+
+
+# Bit-reversed bytes: unpacking them LSB first reads a byte's pixels backwards.
+_REVERSED_BITS = np.array([int(f"{i:08b}"[::-1], 2) for i in range(256)], dtype=np.uint8)
+
+
+def _unpack_bits_into(packed: np.ndarray, out: np.ndarray) -> None:
+    """Unpack LSB-first bytes into one-byte pixels in ``out``."""
+    out[...] = np.unpackbits(packed, axis=-1, bitorder="little").reshape(out.shape)
+
+
+def _assemble_quad(stored: np.ndarray, out: np.ndarray, gap: int, packed: bool) -> None:
     """Place the four chips of quad RAW rows into the processed orientation.
 
     Raw row r holds row r of chips [4 | 3 | 2 | 1]; chips 1 and 2 go to the top
     half as they are, chips 3 and 4 to the bottom half rotated by 180 degrees
-    (mib-format.md §4.5, verified on the quad test pattern).
+    (mib-format.md §4.5, verified on the quad test pattern). ``stored`` holds
+    pixels or, when ``packed`` (1 bit), bytes of 8 pixels, which are rearranged
+    before they are unpacked (8 times less data to move).
     """
-    rows = stored.shape[1]
-    c = 256
-    if gap:
-        out[...] = 0
-    bottom = rows + gap
-    out[:, :rows, :c] = stored[:, :, 3 * c : 4 * c]
-    out[:, :rows, c + gap :] = stored[:, :, 2 * c : 3 * c]
-    out[:, bottom:, :c] = stored[:, ::-1, 2 * c - 1 : c - 1 : -1]
-    out[:, bottom:, c + gap :] = stored[:, ::-1, c - 1 :: -1]
+    n, rows, width = stored.shape
+    c = width // 4  # one chip row, in pixels or packed bytes
+    arranged = np.empty((n, 2 * rows, 2 * c), dtype=stored.dtype)
+    arranged[:, :rows, :c] = stored[:, :, 3 * c :]
+    arranged[:, :rows, c:] = stored[:, :, 2 * c : 3 * c]
+    arranged[:, rows:, :c] = stored[:, ::-1, 2 * c - 1 : c - 1 : -1]
+    arranged[:, rows:, c:] = stored[:, ::-1, c - 1 :: -1]
+    if packed:
+        arranged[:, rows:] = _REVERSED_BITS[arranged[:, rows:]]
+        if not gap:
+            _unpack_bits_into(arranged, out)
+            return
+        arranged = np.unpackbits(arranged, axis=2, bitorder="little")
+    if not gap:
+        out[...] = arranged
+        return
+    half = arranged.shape[2] // 2
+    out[...] = 0
+    out[:, :rows, :half] = arranged[:, :rows, :half]
+    out[:, :rows, half + gap :] = arranged[:, :rows, half:]
+    out[:, rows + gap :, :half] = arranged[:, rows:, :half]
+    out[:, rows + gap :, half + gap :] = arranged[:, rows:, half:]

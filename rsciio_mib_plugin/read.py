@@ -27,7 +27,7 @@ try:
 except (AttributeError, ValueError, OSError):
     _IOV_MAX = 1024
 #: Bytes decoded at once for RAW files and buffers (bounds scratch memory).
-BLOCK_BYTES = 32 << 20
+BLOCK_BYTES = 16 << 20
 #: Default lazy chunk size.
 CHUNK_BYTES = 128 << 20
 
@@ -125,7 +125,10 @@ def read_eager(source: Source, geometry: Geometry, start: int, count: int, threa
 
 
 def _blocks(geometry: Geometry, count: int) -> list[tuple[int, int]]:
-    per_block = max(1, min(_IOV_MAX // 2, BLOCK_BYTES // geometry.frame_bytes))
+    # Sized by the larger of stored and decoded frame, so RAW blocks stay small
+    # enough to spread over threads.
+    decoded = math.prod(geometry.shape) * geometry.dtype.itemsize
+    per_block = max(1, min(_IOV_MAX // 2, BLOCK_BYTES // max(geometry.frame_bytes, decoded)))
     return [(a, min(a + per_block, count)) for a in range(0, count, per_block)]
 
 

@@ -1,0 +1,185 @@
+"""Speed and memory of reading .mib files, against baselines measured in the same run.
+
+Plain script, not a test. Each case runs in its own Python process so its peak
+resident memory (VmHWM) is its own; the file is read once first so every
+case starts from the page cache. Prints one table row per case: seconds,
+GB/s of file, peak RSS, and the time ratio to ``numpy.fromfile``.
+
+    python benchmarks/bench_read.py                 # 128x128 scan of 256x256 U16 + RAW quad 1-bit
+    python benchmarks/bench_read.py --scan 32 --dir /tmp/bench
+
+LiberTEM cases run when ``libertem`` is importable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+CASES = {
+    "numpy.fromfile": """
+        data = np.fromfile(PATH, dtype=np.uint8)
+        touch(data)
+    """,
+    "preadv 2 threads": """
+        from concurrent.futures import ThreadPoolExecutor
+        size = os.path.getsize(PATH)
+        buf = np.empty(size, np.uint8)
+        fd = os.open(PATH, os.O_RDONLY)
+        step = 64 << 20
+        def part(a):
+            os.preadv(fd, [buf[a:a + step]], a)
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(part, range(0, size, step)))
+        touch(buf)
+    """,
+    "ours load_mib_data eager": """
+        from rsciio_mib_plugin import load_mib_data
+        data = load_mib_data(PATH, return_mmap=False)
+        touch(data)
+    """,
+    "ours hs.load eager": """
+        import hyperspy.api as hs
+        import rsciio_mib_plugin
+        s = hs.load(PATH, file_format=rsciio_mib_plugin)
+        touch(s.data)
+    """,
+    "built-in hs.load eager": """
+        import hyperspy.api as hs
+        s = hs.load(PATH, file_format="QuantumDetector")  # hook off: the built-in
+        touch(s.data)
+    """,
+    "ours lazy sum over scan": """
+        from rsciio_mib_plugin import load_mib_data
+        data = load_mib_data(PATH, lazy=True, return_mmap=False)
+        result = data.sum(axis=(0, 1), dtype=np.uint64).compute(scheduler="threads", num_workers=2)
+        touch(result)
+    """,
+    "built-in lazy sum over scan": """
+        from rsciio.quantumdetector import file_reader
+        data = file_reader(PATH, lazy=True)[0]["data"]
+        result = data.sum(axis=(0, 1), dtype=np.uint64).compute(scheduler="threads", num_workers=2)
+        touch(result)
+    """,
+    "LiberTEM SumUDF (inline)": """
+        import libertem.api as lt
+        from libertem.udf.sum import SumUDF
+        from libertem.io.dataset.base import BufferedBackend
+        with lt.Context.make_with("inline") as ctx:
+            # LiberTEM's default mmap backend fails on 1-bit RAW; the buffered one works.
+            backend = BufferedBackend() if "raw" in PATH else None
+            ds = ctx.load("mib", path=PATH, nav_shape=NAV, io_backend=backend)
+            result = ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data
+        touch(result)
+    """,
+}
+
+RAW_CASES = ["numpy.fromfile", "ours load_mib_data eager", "ours lazy sum over scan", "LiberTEM SumUDF (inline)"]
+
+# Each case runs twice in its process and the second run is timed, so imports,
+# JIT compilation and first-touch costs are left out for every reader alike.
+RUNNER = """
+import os, sys, time
+import numpy as np
+PATH, NAV = sys.argv[1], tuple(int(v) for v in sys.argv[2].split(","))
+def touch(a):
+    np.asarray(a).ravel()[::4096].sum()
+def peak_rss():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM"))
+def run():
+{body}
+run()
+t0 = time.perf_counter()
+run()
+elapsed = time.perf_counter() - t0
+print("RESULT", elapsed, peak_rss())
+"""
+
+
+def run_case(name: str, path: Path, nav: tuple[int, int]) -> dict | None:
+    code = RUNNER.format(body=textwrap.indent(textwrap.dedent(CASES[name]), "    "))
+    env = dict(os.environ, RSCIIO_MIB_PLUGIN_AUTOLOAD="0")
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path), ",".join(map(str, nav))], capture_output=True, text=True, env=env
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
+    if done.returncode or not lines:
+        reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"  {name}: skipped ({reason[:100]})", file=sys.stderr)
+        return None
+    _, seconds, rss = lines[-1].split()
+    return {"case": name, "seconds": float(seconds), "peak_rss": int(rss)}
+
+
+def make_files(folder: Path, scan: int) -> tuple[Path, Path]:
+    from rsciio_mib_plugin import write_mib
+
+    folder.mkdir(parents=True, exist_ok=True)
+    processed, raw = folder / f"u16_{scan}x{scan}.mib", folder / f"raw1_quad_{scan}x{scan}.mib"
+    rng = np.random.default_rng(0)
+    if not processed.exists():
+        frames = rng.integers(0, 4096, size=(scan, scan, 256, 256), dtype=np.uint16)
+        write_mib(processed, frames, counter_depth=12)
+        del frames
+    if not raw.exists():
+        frames = (rng.random((scan, scan, 512, 512)) < 0.05).astype(np.uint8)
+        write_mib(raw, frames, counter_depth=1, raw=True)
+        del frames
+    return processed, raw
+
+
+def table(rows: list[dict], size: int, array_bytes: int) -> str:
+    base = {r["case"]: r["seconds"] for r in rows}
+    out = ["| case | s | GB/s | peak RSS (GB) | RSS / array | × numpy.fromfile | × preadv |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ratios = [r["seconds"] / base[k] if k in base else float("nan") for k in ("numpy.fromfile", "preadv 2 threads")]
+        out.append(
+            f"| {r['case']} | {r['seconds']:.3f} | {size / r['seconds'] / 1e9:.2f} | {r['peak_rss'] / 1e9:.2f} | "
+            f"{r['peak_rss'] / array_bytes:.2f} | {ratios[0]:.2f} | {ratios[1]:.2f} |"
+        )
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scan", type=int, default=128, help="scan is SCAN x SCAN frames (default 128)")
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/rsciio_mib_bench"))
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--skip", action="append", default=[], help="leave out cases whose name contains this")
+    args = parser.parse_args()
+    processed, raw = make_files(args.dir, args.scan)
+    nav = (args.scan, args.scan)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}")
+    results = {}
+    for label, path, names, array_bytes in (
+        ("U16 256x256", processed, list(CASES), args.scan**2 * 256 * 256 * 2),
+        ("RAW 1-bit quad", raw, RAW_CASES, args.scan**2 * 512 * 512),
+    ):
+        np.fromfile(path, dtype=np.uint8).sum()  # warm the page cache
+        size = path.stat().st_size
+        names = [n for n in names if not any(k in n for k in args.skip)]
+        rows = [r for r in (run_case(n, path, nav) for n in names) if r]
+        results[label] = rows
+        print(f"\n{label}: {args.scan}x{args.scan} scan, file {size / 1e9:.2f} GB, decoded array {array_bytes / 1e9:.2f} GB")
+        print(table(rows, size, array_bytes))
+        frames = args.scan**2
+        by = {r["case"]: r["seconds"] for r in rows}
+        for ours in ("ours load_mib_data eager", "ours lazy sum over scan"):
+            for other in ("built-in lazy sum over scan", "LiberTEM SumUDF (inline)"):
+                if ours in by and other in by and ("lazy" in ours) == ("sum" in other):
+                    print(f"{ours}: {frames / by[ours]:.0f} frames/s; {other}: {frames / by[other]:.0f} frames/s; ratio {by[other] / by[ours]:.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
