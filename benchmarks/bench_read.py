@@ -131,9 +131,15 @@ def make_files(folder: Path, scan: int) -> tuple[Path, Path]:
         write_mib(processed, frames, counter_depth=12)
         del frames
     if not raw.exists():
-        frames = (rng.random((scan, scan, 512, 512)) < 0.05).astype(np.uint8)
-        write_mib(raw, frames, counter_depth=1, raw=True)
-        del frames
+        # Written one scan line at a time (a whole 128x128 quad scan decoded is 4 GB);
+        # the .hdr of the first line is rewritten for the whole scan.
+        with open(raw, "wb") as out:
+            for y in range(scan):
+                line = (rng.integers(0, 20, size=(1, scan, 512, 512), dtype=np.uint8) == 0).astype(np.uint8)
+                part = write_mib(folder / "line.mib", line, counter_depth=1, raw=True, hdr={"ScanY": scan, "Frames in Acquisition": scan * scan})
+                out.write(part.read_bytes())
+        (folder / "line.hdr").replace(raw.with_suffix(".hdr"))
+        (folder / "line.mib").unlink()
     return processed, raw
 
 

@@ -8,31 +8,39 @@ import numpy as np
 
 from . import _docstrings as doc
 from .errors import MIBFormatError, MIBWarning
-from .header import header_exposure_ms, header_timestamp, timestamp_ns
-from .layout import ScanPlan, plan_scan
+from .header import header_counter, header_exposure_ms, header_timestamp, timestamp_ns
 from .properties import MIBProperties
-from .read import lazy_array, memmap_frames, read_eager, read_headers
+from .read import lazy_array, memmap_frames, read_headers, read_planned
+from .scan import Evidence, ScanPlan, plan_scan
 from .signal import axes, metadata, original_metadata
 
-#: Frames whose timestamps are examined for the scan shape (pixel trigger).
+#: Frames whose headers are examined for the scan shape (timestamps,
+#: exposures, counter fields).
 EVIDENCE_FRAMES = 16384
 
 
-def _plan(prop: MIBProperties, navigation_shape, first_frame, last_frame) -> ScanPlan:
-    source, geometry = prop.source, prop.geometry
-    n_frames = prop.number_of_frames_in_file
+def read_evidence(prop: MIBProperties, count: int = EVIDENCE_FRAMES) -> Evidence:
+    """Timestamps, exposures and counter fields of the first frames."""
+    count = min(count, prop.segments[0].count if prop.segments else prop.number_of_frames_in_file)
+    headers = read_headers(prop.source, prop.geometry, 0, count)
+    return Evidence(
+        times_ns=np.array([timestamp_ns(header_timestamp(h, i)) for i, h in enumerate(headers)], dtype=np.int64),
+        exposures_ms=np.array([header_exposure_ms(h, i) for i, h in enumerate(headers)]),
+        counters=np.array([header_counter(h, i) for i, h in enumerate(headers)], dtype=np.int64),
+    )
 
-    def times_ns():
-        count = min(n_frames, EVIDENCE_FRAMES)
-        headers = read_headers(source, geometry, 0, count)
-        return np.array([timestamp_ns(header_timestamp(h, i)) for i, h in enumerate(headers)], dtype=np.int64)
 
-    plan = plan_scan(n_frames, first_frame, last_frame, navigation_shape, prop.hdr, times_ns)
-    for message in plan.messages:
-        warnings.warn(f"{source.name}: {message}", MIBWarning, stacklevel=4)
-    prop.navigation_shape = plan.shape
-    prop.xy = plan.count
-    return plan
+def _plans(prop: MIBProperties, navigation_shape, first_frame, last_frame, counters) -> list[ScanPlan]:
+    plans = plan_scan(
+        prop.number_of_frames_in_file, first_frame, last_frame, navigation_shape, prop.hdr,
+        lambda: read_evidence(prop), counters,
+    )
+    for plan in plans:
+        for message in plan.messages:
+            warnings.warn(f"{prop.source.name}: {message}", MIBWarning, stacklevel=4)
+    prop.navigation_shape = plans[0].shape
+    prop.xy = plans[0].count
+    return plans
 
 
 def _check_mmap_mode(mmap_mode, lazy: bool) -> str:
@@ -46,30 +54,32 @@ def _check_mmap_mode(mmap_mode, lazy: bool) -> str:
     return mmap_mode
 
 
-def _load(path, lazy, chunks, mmap_mode, navigation_shape, first_frame, last_frame, mib_prop, return_headers, print_info, return_mmap):
-    prop = mib_prop if mib_prop is not None else MIBProperties.from_path(path)
+def _load(path, lazy, chunks, mmap_mode, navigation_shape, first_frame, last_frame, mib_prop, return_headers, print_info, return_mmap, series=False, counters=None):
+    """Read every dataset of a file: ``([data, ...], prop, [plan, ...])``."""
+    prop = mib_prop if mib_prop is not None else MIBProperties.from_path(path, series=series)
     if not isinstance(prop, MIBProperties) or prop.header is None:
         raise TypeError("`mib_prop` must be a parsed MIBProperties (MIBProperties.from_path(path))")
     if lazy and prop.buffer:
         raise ValueError("Loading a memory buffer lazily is not supported: pass a file path, or lazy=False")
     if return_headers and not return_mmap:
         raise ValueError("`return_headers=True` needs `return_mmap=True`")
+    if return_mmap and len(prop.segments) > 1:
+        raise ValueError("a memory map covers one file: use return_mmap=False to read a multi-file series")
     mode = _check_mmap_mode(mmap_mode, lazy)
-    plan = _plan(prop, navigation_shape, first_frame, last_frame)
+    plans = _plans(prop, navigation_shape, first_frame, last_frame, counters)
     if print_info:
         print(prop)  # noqa: T201
     geometry, source = prop.geometry, prop.source
-    if return_mmap:
-        frames = memmap_frames(source, geometry, plan.start, plan.shape or (1,), mode)
-        if not plan.shape:
-            frames = frames[0]
-        data = frames["data"]
-        return (data, frames["header"]) if return_headers else data, prop, plan
-    if lazy:
-        data = lazy_array(source, geometry, plan.start, plan.shape, chunks)
-    else:
-        data = read_eager(source, geometry, plan.start, plan.count).reshape(plan.shape + geometry.shape)
-    return data, prop, plan
+    out = []
+    for plan in plans:
+        if return_mmap:
+            frames = memmap_frames(source, geometry, prop.number_of_frames_in_file, plan, mode)
+            out.append((frames["data"], frames["header"]) if return_headers else frames["data"])
+        elif lazy:
+            out.append(lazy_array(prop.segments, geometry, plan, chunks))
+        else:
+            out.append(read_planned(source, prop.segments, geometry, plan))
+    return out, prop, plans
 
 
 @doc.fill
@@ -86,6 +96,9 @@ def load_mib_data(
     return_headers: bool = False,
     print_info: bool = False,
     return_mmap: bool = True,
+    *,
+    series: bool = False,
+    counters: str | None = None,
 ):
     """Load the frames of a Merlin ``.mib`` file or buffer as an array.
 
@@ -113,20 +126,26 @@ def load_mib_data(
         For RAW files it holds the undecoded 64-bit words, shaped
         ``(*scan, words)``. ``False`` reads (or, lazily, maps) decoded,
         native-endian pixels.
+    {SERIES}
+    {COUNTERS}
 
     Returns
     -------
-    numpy.ndarray, numpy.memmap or dask.array.Array
+    numpy.ndarray, numpy.memmap or dask.array.Array, or a list of them
         Shaped ``(*scan, rows, cols)``; with ``return_headers`` a tuple
-        ``(data, headers)``.
+        ``(data, headers)``. When the frames are split by counter, a list
+        with one entry per counter.
 
     Raises
     ------
     MIBFormatError
         When the file is malformed.
     """
-    data, _, _ = _load(path, lazy, chunks, mmap_mode, navigation_shape, first_frame, last_frame, mib_prop, return_headers, print_info, return_mmap)
-    return data
+    data, _, _ = _load(
+        path, lazy, chunks, mmap_mode, navigation_shape, first_frame, last_frame, mib_prop,
+        return_headers, print_info, return_mmap, series, counters,
+    )
+    return data[0] if len(data) == 1 else data
 
 
 @doc.fill
@@ -141,6 +160,8 @@ def file_reader(
     distributed: bool = False,
     print_info: bool = False,
     flip_y: bool = True,
+    series: bool = False,
+    counters: str | None = None,
     **kwargs,
 ) -> list[dict]:
     """Read a Quantum Detectors Merlin ``.mib`` file for HyperSpy.
@@ -160,6 +181,8 @@ def file_reader(
         (row 0 of the file is the bottom of the image), as RosettaSciIO's
         built-in reader does. ``False`` keeps file order. Recorded in
         ``original_metadata.mib_plugin.flip_y``.
+    {SERIES}
+    {COUNTERS}
     **kwargs
         ``mib_prop`` is passed on to :func:`load_mib_data`; any other
         keyword is an error.
@@ -167,9 +190,9 @@ def file_reader(
     Returns
     -------
     list of dict
-        One RosettaSciIO signal dictionary (``data``, ``axes``, ``metadata``,
+        RosettaSciIO signal dictionaries (``data``, ``axes``, ``metadata``,
         ``original_metadata``) with native-endian data shaped
-        ``(*scan, rows, cols)``.
+        ``(*scan, rows, cols)``: one, or one per counter when split.
 
     Notes
     -----
@@ -179,21 +202,27 @@ def file_reader(
     unknown = set(kwargs) - {"mib_prop"}
     if unknown:
         raise TypeError(f"file_reader() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
-    data, prop, plan = _load(
+    datasets, prop, plans = _load(
         filename, lazy, chunks, mmap_mode, navigation_shape, first_frame, last_frame,
-        kwargs.get("mib_prop"), False, print_info, False,
+        kwargs.get("mib_prop"), False, print_info, False, series, counters,
     )
-    if flip_y:
-        data = data[..., ::-1, :]
-    return [
-        {
-            "data": data,
-            "axes": axes(plan.shape, prop.geometry.shape),
-            "metadata": metadata(prop, prop.source.name),
-            "original_metadata": original_metadata(prop, plan, flip_y),
-            "mapping": {},
-        }
-    ]
+    out = []
+    for data, plan in zip(datasets, plans):
+        if flip_y:
+            data = data[..., ::-1, :]
+        md = metadata(prop, prop.source.name)
+        if plan.counter is not None:
+            md["General"]["title"] += f" (counter {plan.counter})"
+        out.append(
+            {
+                "data": data,
+                "axes": axes(plan.shape, prop.geometry.shape),
+                "metadata": md,
+                "original_metadata": original_metadata(prop, plan, flip_y),
+                "mapping": {},
+            }
+        )
+    return out
 
 
 def _headers_list(headers, max_index: int) -> list:

@@ -40,6 +40,19 @@ DISTRIBUTED = """distributed : bool, default=False
 PRINT_INFO = """print_info : bool, default=False
         Print the :class:`MIBProperties` of the file."""
 
+SERIES = """series : bool, default=False
+        Gather the numbered files ``<prefix><digits>.mib`` of a multi-file
+        acquisition, order them by their first frame number and read them as
+        one; a gap in the frame numbers is reported, never filled. A list of
+        paths does the same."""
+
+COUNTERS = """counters : {None, "split", "join"}, default=None
+        With both counters active (or colour mode) in the ``.hdr``, the frames
+        of each trigger are split by the header's counter field into one
+        dataset per counter. ``"split"`` splits whenever the counter fields
+        repeat in a fixed order (files without ``.hdr``); ``"join"`` never
+        splits. Continuous read/write ("Alternating") is one dataset."""
+
 HEADERS = """headers : bytes or iterable of bytes
         One frame header, or many (a list, or the ``headers`` array returned
         by :func:`load_mib_data` with ``return_headers=True``)."""

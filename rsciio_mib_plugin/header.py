@@ -276,7 +276,7 @@ def _light_fields(raw: bytes, index: int) -> list[str]:
     if isinstance(raw, str):
         raw = raw.encode("latin-1")
     fields = bytes(raw).split(b"\x00", 1)[0].decode("ascii", "replace").split(",")
-    if fields[0] != "MQ1" or len(fields) < 11:
+    if fields[0] != "MQ1" or len(fields) < 12:
         raise MIBFormatError(f"header {index}: not a Merlin frame header (starts {fields[0][:8]!r})")
     return fields
 
@@ -309,3 +309,12 @@ def timestamp_ns(text: str) -> int:
         return int(np.datetime64(text.strip().rstrip("Z").replace(" ", "T"), "ns").astype(np.int64))
     except ValueError:
         raise MIBFormatError(f"timestamp {text!r} is not an ISO date and time") from None
+
+
+def header_counter(raw: bytes, index: int = 0) -> int:
+    """The counter field (field 11: counter 0/1, or colour layer) of one header."""
+    fields = _light_fields(raw, index)
+    try:
+        return int(fields[11])
+    except (ValueError, IndexError):
+        raise MIBFormatError(f"header {index}: counter (field 11) is not an integer") from None

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import re
 import warnings
 
 from .errors import MIBFormatError, MIBWarning, where
 from .hdr import COUNTER_DEPTH, find_hdr, hdr_int, read_hdr
 from .header import FrameHeader
 from .layout import Geometry, count_frames, frame_geometry
-from .read import Source, open_source, read_header_at
+from .read import Segment, Source, open_source, read_header_at
 
 _DYNAMIC_RANGE = {"U01": "1-bit", "U08": "1 or 6-bit", "U16": "12-bit", "U32": "24-bit", "U64": "64-bit"}
 
@@ -53,51 +55,83 @@ class MIBProperties:
         self.hdr: dict | None = None
         self.hdr_path = None
         self.source: Source | None = None
+        self.segments: tuple[Segment, ...] = ()
+        self.series_gaps: list[dict] = []
 
     @classmethod
-    def from_path(cls, path) -> "MIBProperties":
-        """Parse a file or buffer (see :meth:`parse_file`)."""
+    def from_path(cls, path, series: bool = False) -> "MIBProperties":
+        """Parse a file, buffer or series (see :meth:`parse_file`)."""
         prop = cls()
-        prop.parse_file(path)
+        prop.parse_file(path, series=series)
         return prop
 
-    def parse_file(self, path) -> None:
-        """Read the first frame header, the ``.hdr`` and the file size.
+    def parse_file(self, path, series: bool = False) -> None:
+        """Read the first frame header, the ``.hdr`` and the file size(s).
 
         Parameters
         ----------
-        path : str, pathlib.Path or bytes-like
-            The ``.mib`` file or a buffer with its bytes.
+        path : str, pathlib.Path, bytes-like, or a list of paths
+            The ``.mib`` file, a buffer with its bytes, or the files of a
+            multi-file acquisition.
+        series : bool
+            Also gather the numbered siblings ``<prefix><digits>.mib`` of
+            ``path`` and read them as one acquisition.
 
         Raises
         ------
         MIBFormatError
-            When the first header is malformed, the file holds no complete
-            frame, or the last frame's header disagrees with the first.
+            When the first header is malformed, a file holds no complete
+            frame, or a later frame header disagrees with the first.
         """
-        source = open_source(path)
-        header = read_header_at(source, 0, 0)
+        if isinstance(path, (list, tuple)):
+            paths = [os.fspath(p) for p in path]
+        elif series and not isinstance(path, (bytes, bytearray, memoryview)):
+            paths = find_series(path)
+        else:
+            paths = [path]
         hdr = None
-        if source.path is not None:
-            self.hdr_path = find_hdr(source.path)
+        first_path = paths[0]
+        if not isinstance(first_path, (bytes, bytearray, memoryview)):
+            main = os.fspath(path) if not isinstance(path, (list, tuple)) else first_path
+            self.hdr_path = find_hdr(main)
+            if self.hdr_path is None and len(paths) > 1:
+                prefix = _series_prefix(main)
+                self.hdr_path = find_hdr(prefix + ".mib") or find_hdr(prefix.rstrip("_-") + ".mib")
             hdr = read_hdr(self.hdr_path) if self.hdr_path else None
-        geometry = frame_geometry(header, hdr_int(hdr, COUNTER_DEPTH), source.name)
-        n_frames, rest = count_frames(source.size, geometry, source.name)
-        if n_frames > 1:
-            _check_same(header, read_header_at(source, (n_frames - 1) * geometry.frame_bytes, n_frames - 1), source, n_frames - 1, geometry)
-        if rest:
-            warnings.warn(
-                f"{source.name}: the last {rest} bytes are an incomplete frame "
-                f"({geometry.frame_bytes} bytes per frame) and are ignored",
-                MIBWarning,
-                stacklevel=4,
-            )
+        depth = hdr_int(hdr, COUNTER_DEPTH)
+        files = sorted((_scan_file(p, depth) for p in paths), key=lambda f: f[1].sequence)
+        source, header, geometry, n_frames, rest = files[0]
+        for other in files[1:]:
+            _check_same(header, other[1], other[0], 0, geometry)
+        segments, first, gaps = [], 0, []
+        for i, (src, head, _, count, tail) in enumerate(files):
+            if i and head.sequence != files[i - 1][1].sequence + files[i - 1][3]:
+                expected = files[i - 1][1].sequence + files[i - 1][3]
+                gaps.append({"file": src.name, "first_frame_number": head.sequence, "expected": expected})
+                warnings.warn(
+                    f"{src.name}: starts at frame number {head.sequence} but the previous file ends "
+                    f"before {expected}: {head.sequence - expected} frames are missing from the series "
+                    "(the files are read back to back; nothing is filled in)",
+                    MIBWarning,
+                    stacklevel=4,
+                )
+            segments.append(Segment(src.path, first, count))
+            first += count
+            if tail:
+                warnings.warn(
+                    f"{src.name}: the last {tail} bytes are an incomplete frame "
+                    f"({geometry.frame_bytes} bytes per frame) and are ignored",
+                    MIBWarning,
+                    stacklevel=4,
+                )
 
         self.source, self.header, self.geometry, self.hdr = source, header, geometry, hdr
-        self.path = source.path
+        self.segments = tuple(segments)
+        self.series_gaps = gaps
+        self.path = source.path if len(files) == 1 else [f[0].path for f in files]
         self.buffer = source.buffer is not None
-        self.file_size = source.size
-        self.trailing_bytes = rest
+        self.file_size = sum(f[0].size for f in files)
+        self.trailing_bytes = sum(f[4] for f in files)
         self.merlin_size = geometry.shape
         self.head_size = header.header_bytes
         self.raw = header.raw
@@ -110,7 +144,7 @@ class MIBProperties:
         self.detector_geometry = header.layout
         self.gap = header.gap
         self.roi_rows = header.height if (not header.raw and header.height < header.width) else None
-        self.number_of_frames_in_file = n_frames
+        self.number_of_frames_in_file = first
         self.exposure = header.exposure_ms
         self.timestamp = header.utc_timestamp or header.timestamp
 
@@ -152,6 +186,43 @@ class MIBProperties:
         if self.trailing_bytes:
             lines.append(f"Incomplete last frame: {self.trailing_bytes} bytes ignored")
         return "\n" + "\n".join(lines)
+
+
+def _scan_file(path, hdr_depth: int | None):
+    """First header, geometry and frame count of one file; checks its last header."""
+    source = open_source(path)
+    header = read_header_at(source, 0, 0)
+    geometry = frame_geometry(header, hdr_depth, source.name)
+    n_frames, rest = count_frames(source.size, geometry, source.name)
+    if n_frames > 1:
+        last = read_header_at(source, (n_frames - 1) * geometry.frame_bytes, n_frames - 1)
+        _check_same(header, last, source, n_frames - 1, geometry)
+        if last.sequence - header.sequence != n_frames - 1:
+            warnings.warn(
+                f"{source.name}: frame numbers run from {header.sequence} to {last.sequence} over "
+                f"{n_frames} frames: {last.sequence - header.sequence - (n_frames - 1)} frames were "
+                "lost during acquisition (the frames present are read in order)",
+                MIBWarning,
+                stacklevel=5,
+            )
+    return source, header, geometry, n_frames, rest
+
+
+def find_series(path) -> list[str]:
+    """The numbered files ``<prefix><digits>.mib`` of the acquisition ``path`` belongs to."""
+    path = os.fspath(path)
+    prefix = _series_prefix(path)
+    folder, base = os.path.split(prefix)
+    suffix = os.path.splitext(path)[1]
+    pattern = re.compile(re.escape(base) + r"\d+" + re.escape(suffix) + "$")
+    found = sorted(os.path.join(folder, f) for f in os.listdir(folder or ".") if pattern.match(f))
+    return found or [path]
+
+
+def _series_prefix(path: str) -> str:
+    """``/a/scan_0003.mib`` -> ``/a/scan_``: the name without its trailing digits."""
+    stem = os.path.splitext(path)[0]
+    return stem.rstrip("0123456789")
 
 
 def _check_same(first: FrameHeader, other: FrameHeader, source: Source, frame: int, geometry: Geometry) -> None:

@@ -3,8 +3,9 @@
 Eager reads scatter each frame's payload straight into the output array with
 ``os.preadv`` (headers go to a scratch buffer), then byte-swap in place while
 the block is still in cache. Lazy arrays are dask graphs of independent chunk
-reads that carry only a path, offsets and the geometry, so they pickle for
-``dask.distributed``.
+reads that carry only paths, frame numbers and the geometry, so they pickle
+for ``dask.distributed``. Frames of a multi-file series are addressed by their
+number in the acquisition; each file is a :class:`Segment`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .decode import decode_frames
 from .errors import MIBFormatError, where
 from .header import PROBE_BYTES, FrameHeader, header_length, parse_header
 from .layout import Geometry
+from .scan import ScanPlan
 
 #: Frames per preadv call are bounded by IOV_MAX (two buffers per frame).
 try:
@@ -30,6 +32,15 @@ except (AttributeError, ValueError, OSError):
 BLOCK_BYTES = 16 << 20
 #: Default lazy chunk size.
 CHUNK_BYTES = 128 << 20
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Frames ``first .. first+count`` of an acquisition, held by one file."""
+
+    path: str | None
+    first: int
+    count: int
 
 
 @dataclass(frozen=True)
@@ -90,91 +101,125 @@ def read_headers(source: Source, geometry: Geometry, start: int, count: int) -> 
     return np.array(frames["header"])
 
 
-def memmap_frames(source: Source, geometry: Geometry, start: int, shape: tuple[int, ...], mode: str):
-    """Structured view (``header``, ``data``) of frames in the file's own dtype."""
+def memmap_frames(source: Source, geometry: Geometry, n_frames: int, plan: ScanPlan, mode: str):
+    """Structured view (``header``, ``data``) of the planned frames, in the file's dtype.
+
+    A view of the file, never a copy: interleaved counters and flyback frames
+    are skipped with strides.
+    """
     if geometry.raw:
         data_dtype = (geometry.file_dtype, (geometry.payload_bytes // 8,))
     else:
         data_dtype = (geometry.file_dtype, geometry.stored_shape)
     dtype = np.dtype([("header", f"S{geometry.header_bytes}"), ("data", data_dtype)])
-    offset = start * geometry.frame_bytes
     if source.buffer is not None:
-        count = math.prod(shape)
-        return np.frombuffer(source.buffer, dtype=dtype, count=count, offset=offset).reshape(shape)
-    return np.memmap(source.path, dtype=dtype, mode=mode, offset=offset, shape=shape)
+        frames = np.frombuffer(source.buffer, dtype=dtype, count=n_frames)
+    else:
+        frames = np.memmap(source.path, dtype=dtype, mode=mode, shape=(n_frames,))
+    first = plan.start + plan.offset
+    shape = plan.shape or (1,)
+    if len(shape) == 2 and not plan.contiguous:
+        per_line = plan.line_frames or shape[1] * plan.step
+        strides = (per_line * dtype.itemsize, plan.step * dtype.itemsize)
+        view = np.lib.stride_tricks.as_strided(frames[first:], shape=shape, strides=strides, writeable=frames.flags.writeable)
+    else:
+        view = frames[first : first + (math.prod(shape) - 1) * plan.step + 1 : plan.step].reshape(shape)
+    return view if plan.shape else view[0]
 
 
-def read_eager(source: Source, geometry: Geometry, start: int, count: int, threads: int = 2) -> np.ndarray:
-    """Read and decode frames ``start .. start+count`` into a new native array."""
-    out = np.empty((count,) + geometry.shape, dtype=geometry.dtype)
+def read_planned(source: Source, segments: tuple[Segment, ...], geometry: Geometry, plan: ScanPlan, threads: int = 2) -> np.ndarray:
+    """Read and decode the planned frames into a new native array shaped like the scan."""
+    out = np.empty((plan.count,) + geometry.shape, dtype=geometry.dtype)
+    read_frames(source, segments, geometry, plan.frame_numbers(), out, threads)
+    return out.reshape(plan.shape + geometry.shape)
+
+
+def _pieces(segments: tuple[Segment, ...], frames: np.ndarray, per_block: int) -> list[tuple[int, int, int, int]]:
+    """Split frame numbers into reads: (segment, first local frame, output index, count)."""
+    pieces = []
+    breaks = np.flatnonzero(np.diff(frames) != 1) + 1
+    for a, b in zip(np.r_[0, breaks].tolist(), np.r_[breaks, frames.size].tolist()):
+        frame, index = int(frames[a]), a
+        while index < b:
+            seg = next(i for i, s in enumerate(segments) if s.first <= frame < s.first + s.count)
+            n = min(b - index, segments[seg].first + segments[seg].count - frame, per_block)
+            pieces.append((seg, frame - segments[seg].first, index, n))
+            frame, index = frame + n, index + n
+    return pieces
+
+
+def read_frames(source: Source, segments: tuple[Segment, ...], geometry: Geometry, frames: np.ndarray, out: np.ndarray, threads: int = 1) -> None:
+    """Read frames (numbers in the acquisition) into ``out``, files in parallel blocks."""
+    pieces = _pieces(segments, frames, _frames_per_block(geometry))
     if source.buffer is not None:
-        _decode_buffer(source, geometry, start, count, out)
-        return out
-    blocks = _blocks(geometry, count)
-    fd = os.open(source.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        stored = np.frombuffer(source.buffer, np.uint8, count=segments[0].count * geometry.frame_bytes)
+        stored = stored.reshape(-1, geometry.frame_bytes)
+        for _, local, index, n in pieces:
+            decode_frames(stored[local : local + n, geometry.header_bytes :], geometry, out[index : index + n])
+        return
+    fds = {}
     try:
-        if threads > 1 and len(blocks) > 1:
+        for seg in sorted({p[0] for p in pieces}):
+            fds[seg] = os.open(segments[seg].path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+
+        def work(piece):
+            seg, local, index, n = piece
+            read_into(fds[seg], geometry, local, out[index : index + n], segments[seg].path)
+
+        if threads > 1 and len(pieces) > 1:
             with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(lambda b: read_into(fd, geometry, start + b[0], out[b[0] : b[1]]), blocks))
+                list(pool.map(work, pieces))
         else:
-            for a, b in blocks:
-                read_into(fd, geometry, start + a, out[a:b])
+            for piece in pieces:
+                work(piece)
     finally:
-        os.close(fd)
-    return out
+        for fd in fds.values():
+            os.close(fd)
 
 
-def _blocks(geometry: Geometry, count: int) -> list[tuple[int, int]]:
+def _frames_per_block(geometry: Geometry) -> int:
     # Sized by the larger of stored and decoded frame, so RAW blocks stay small
-    # enough to spread over threads.
+    # enough to spread over threads; preadv takes at most IOV_MAX buffers.
     decoded = math.prod(geometry.shape) * geometry.dtype.itemsize
-    per_block = max(1, min(_IOV_MAX // 2, BLOCK_BYTES // max(geometry.frame_bytes, decoded)))
-    return [(a, min(a + per_block, count)) for a in range(0, count, per_block)]
+    return max(1, min(_IOV_MAX // 2, BLOCK_BYTES // max(geometry.frame_bytes, decoded)))
 
 
-def read_into(fd: int, geometry: Geometry, frame: int, out: np.ndarray) -> None:
-    """Read ``len(out)`` consecutive frames starting at ``frame`` into ``out``."""
+def read_into(fd: int, geometry: Geometry, frame: int, out: np.ndarray, name: str = "<file>") -> None:
+    """Read ``len(out)`` consecutive frames starting at file frame ``frame`` into ``out``."""
     count = out.shape[0]
     offset = frame * geometry.frame_bytes
+    expected = count * geometry.frame_bytes
     if geometry.raw or not hasattr(os, "preadv"):
-        for a, b in _blocks(geometry, count):
-            raw = os.pread(fd, (b - a) * geometry.frame_bytes, offset + a * geometry.frame_bytes)
-            _check_length(len(raw), (b - a) * geometry.frame_bytes, fd, frame + a)
-            frames = np.frombuffer(raw, np.uint8).reshape(b - a, geometry.frame_bytes)
-            decode_frames(frames[:, geometry.header_bytes :], geometry, out[a:b])
+        raw = os.pread(fd, expected, offset)
+        _check_length(len(raw), expected, name, frame, offset)
+        frames = np.frombuffer(raw, np.uint8).reshape(count, geometry.frame_bytes)
+        decode_frames(frames[:, geometry.header_bytes :], geometry, out)
         return
+    # Scatter read: headers to a scratch buffer, payloads straight into ``out``,
+    # then byte-swap in place while the block is still in cache.
     scratch = bytearray(geometry.header_bytes)
     flat = out.reshape(count, -1).view(np.uint8)
-    for a, b in _blocks(geometry, count):
-        buffers = []
-        for i in range(a, b):
-            buffers += [scratch, flat[i]]
-        got = os.preadv(fd, buffers, offset + a * geometry.frame_bytes)
-        _check_length(got, (b - a) * geometry.frame_bytes, fd, frame + a)
-        if geometry.file_dtype.itemsize > 1 and np.little_endian:
-            out[a:b].byteswap(inplace=True)
+    buffers = []
+    for i in range(count):
+        buffers += [scratch, flat[i]]
+    got = os.preadv(fd, buffers, offset)
+    _check_length(got, expected, name, frame, offset)
+    if geometry.file_dtype.itemsize > 1 and np.little_endian:
+        out.byteswap(inplace=True)
 
 
-def _check_length(got: int, expected: int, fd: int, frame: int) -> None:
+def _check_length(got: int, expected: int, name: str, frame: int, offset: int) -> None:
     if got < expected:
         raise MIBFormatError(
-            f"file descriptor {fd}, frame {frame}: expected {expected} bytes, read {got}; "
+            f"{where(name, frame, offset)}: expected {expected} bytes, read {got}; "
             "the file was shortened while reading"
         )
-
-
-def _decode_buffer(source: Source, geometry: Geometry, start: int, count: int, out: np.ndarray) -> None:
-    frames = np.frombuffer(
-        source.buffer, np.uint8, count=count * geometry.frame_bytes, offset=start * geometry.frame_bytes
-    ).reshape(count, geometry.frame_bytes)
-    for a, b in _blocks(geometry, count):
-        decode_frames(frames[a:b, geometry.header_bytes :], geometry, out[a:b])
 
 
 # --- lazy ----------------------------------------------------------------------
 
 
-def default_chunks(nav_shape: tuple[int, ...], geometry: Geometry, limit: int = CHUNK_BYTES) -> tuple[tuple[int, ...], ...]:
+def default_chunks(nav_shape: tuple[int, ...], geometry: Geometry, limit: int = CHUNK_BYTES) -> tuple[int, ...]:
     """Whole-frame chunks of about ``limit`` bytes, split along the slowest axes."""
     frame_bytes = math.prod(geometry.shape) * geometry.dtype.itemsize
     budget = max(1, limit // frame_bytes)  # frames per chunk
@@ -186,25 +231,23 @@ def default_chunks(nav_shape: tuple[int, ...], geometry: Geometry, limit: int = 
     return tuple(reversed(chunks)) + geometry.shape
 
 
-def lazy_array(source: Source, geometry: Geometry, start: int, nav_shape: tuple[int, ...], chunks="auto"):
-    """A dask array of frames, one independent read task per chunk."""
+def lazy_array(segments: tuple[Segment, ...], geometry: Geometry, plan: ScanPlan, chunks="auto"):
+    """A dask array of the planned frames, one independent read task per chunk."""
     import dask.array as da
     from dask.array.core import normalize_chunks
 
-    shape = tuple(nav_shape) + geometry.shape
+    shape = plan.shape + geometry.shape
     if isinstance(chunks, str) and chunks == "auto":
-        chunks = default_chunks(tuple(nav_shape), geometry)
+        chunks = default_chunks(plan.shape, geometry)
     try:
         chunks = normalize_chunks(chunks, shape, limit=CHUNK_BYTES, dtype=geometry.dtype)
     except (ValueError, TypeError) as err:
         raise ValueError(f"`chunks`={chunks!r} cannot chunk an array of shape {shape}: {err}") from None
-    name = "mib-" + _token(source, geometry, start, shape, chunks)
+    name = "mib-" + _token(segments, geometry, plan, chunks)
     graph = {}
     for index in np.ndindex(*[len(c) for c in chunks]):
-        slices = tuple(
-            slice(sum(c[:i]), sum(c[: i + 1])) for c, i in zip(chunks, index)
-        )
-        graph[(name,) + index] = (read_chunk, source.path, geometry, start, tuple(nav_shape), slices)
+        slices = tuple(slice(sum(c[:i]), sum(c[: i + 1])) for c, i in zip(chunks, index))
+        graph[(name,) + index] = (read_chunk, segments, geometry, plan, slices)
     return da.Array(graph, name, chunks, dtype=geometry.dtype)
 
 
@@ -214,22 +257,15 @@ def _token(*args) -> str:
     return tokenize(*[repr(a) for a in args])
 
 
-def read_chunk(path: str, geometry: Geometry, start: int, nav_shape: tuple[int, ...], slices: tuple[slice, ...]) -> np.ndarray:
-    """Read one chunk: the frames under the navigation slices, whole, then the signal slice."""
-    nav_slices, sig_slices = slices[: len(nav_shape)], slices[len(nav_shape) :]
-    grid = np.ix_(*[np.arange(s.start, s.stop) for s in nav_slices]) if nav_shape else ()
-    frames = (np.ravel_multi_index(grid, nav_shape).ravel() if nav_shape else np.zeros(1, np.int64)) + start
-    chunk_nav = tuple(s.stop - s.start for s in nav_slices)
+def read_chunk(segments: tuple[Segment, ...], geometry: Geometry, plan: ScanPlan, slices: tuple[slice, ...]) -> np.ndarray:
+    """Read one chunk: the frames under its navigation slices, whole, then its signal slice."""
+    nav = len(plan.shape)
+    nav_slices, sig_slices = slices[:nav], slices[nav:]
+    frames = plan.frame_numbers(nav_slices or None)
     out = np.empty((frames.size,) + geometry.shape, dtype=geometry.dtype)
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    try:
-        # Consecutive frame numbers are read in one call each.
-        breaks = np.flatnonzero(np.diff(frames) != 1) + 1
-        for a, b in zip(np.r_[0, breaks], np.r_[breaks, frames.size]):
-            read_into(fd, geometry, int(frames[a]), out[a:b])
-    finally:
-        os.close(fd)
-    out = out.reshape(chunk_nav + geometry.shape)
+    source = Source(name=str(segments[0].path), size=0, path=segments[0].path)
+    read_frames(source, segments, geometry, frames, out)
+    out = out.reshape(tuple(s.stop - s.start for s in nav_slices) + geometry.shape)
     if any(s != slice(0, n) for s, n in zip(sig_slices, geometry.shape)):
         out = np.ascontiguousarray(out[(Ellipsis,) + tuple(sig_slices)])
     return out

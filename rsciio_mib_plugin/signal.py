@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from .hdr import hdr_get
-from .layout import ScanPlan
+from .scan import ScanPlan
 from .properties import MIBProperties
 
 GAIN_MODES = {0: "SLGM", 1: "LGM", 2: "HGM", 3: "SHGM"}
@@ -74,6 +74,10 @@ def original_metadata(prop: MIBProperties, plan: ScanPlan, flip_y: bool) -> dict
         "frames_in_file": prop.number_of_frames_in_file,
         "first_frame": plan.start,
         "frames_read": plan.count,
+        "frame_step": plan.step,
+        "counter": plan.counter,
+        "series_files": prop.path if isinstance(prop.path, list) else None,
+        "series_gaps": prop.series_gaps or None,
         "navigation_shape_rule": plan.rule,
         "navigation_shape_details": plan.details,
         "flip_y": flip_y,
