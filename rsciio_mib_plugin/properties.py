@@ -96,7 +96,8 @@ class MIBProperties:
             self.hdr_path = find_hdr(main)
             if self.hdr_path is None and len(paths) > 1:
                 prefix = _series_prefix(main)
-                self.hdr_path = find_hdr(prefix + ".mib") or find_hdr(prefix.rstrip("_-") + ".mib")
+                candidates = [prefix + ".mib", prefix.rstrip("_-") + ".mib", *sorted(map(os.fspath, paths))]
+                self.hdr_path = next((h for h in map(find_hdr, candidates) if h), None)
             hdr = read_hdr(self.hdr_path) if self.hdr_path else None
         depth = hdr_int(hdr, COUNTER_DEPTH)
         files = sorted((_scan_file(p, depth) for p in paths), key=lambda f: f[1].sequence)

@@ -33,6 +33,7 @@ def write_mib(
     timestamps=None,
     counter=0,
     mq1a: bool = True,
+    first_number: int = 1,
 ) -> Path:
     """Write frames to a Merlin ``.mib`` file with real headers and a ``.hdr``.
 
@@ -61,6 +62,9 @@ def write_mib(
     mq1a : bool
         Write the ``MQ1A`` extension (UTC time, ns exposure, counter depth);
         ``False`` writes headers as older Merlin software did.
+    first_number : int
+        Frame number of the first frame (files of a multi-file series go on
+        counting).
 
     Returns
     -------
@@ -112,7 +116,7 @@ def write_mib(
     with open(path, "wb") as f:
         for i in range(n):
             text = _frame_header_text(
-                i + 1, header_bytes, chips, stored_w, stored_h, pixel_type, layout, select,
+                first_number + i, header_bytes, chips, stored_w, stored_h, pixel_type, layout, select,
                 times[i], float(exposures[i]), int(counters[i]), depth, mq1a,
             )
             f.write(text.ljust(header_bytes, b"\x00"))
