@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _docstrings as doc
 from .errors import MIBFormatError, MIBWarning
-from .header import header_counter, header_exposure_ms, header_timestamp, timestamp_ns
+from .header import header_exposure_ms, header_timestamp, parse_evidence
 from .properties import MIBProperties
 from .read import lazy_array, memmap_frames, read_headers, read_planned
 from .scan import Evidence, ScanPlan, plan_scan
@@ -20,20 +20,16 @@ EVIDENCE_FRAMES = 16384
 
 
 def read_evidence(prop: MIBProperties, count: int = EVIDENCE_FRAMES) -> Evidence:
-    """Timestamps, exposures and counter fields of the first frames."""
-    count = min(count, prop.segments[0].count if prop.segments else prop.number_of_frames_in_file)
-    headers = read_headers(prop.source, prop.geometry, 0, count)
-    return Evidence(
-        times_ns=np.array([timestamp_ns(header_timestamp(h, i)) for i, h in enumerate(headers)], dtype=np.int64),
-        exposures_ms=np.array([header_exposure_ms(h, i) for i, h in enumerate(headers)]),
-        counters=np.array([header_counter(h, i) for i, h in enumerate(headers)], dtype=np.int64),
-    )
+    """Timestamps, exposures and counter fields of the first ``count`` frames."""
+    count = min(count, EVIDENCE_FRAMES, prop.segments[0].count if prop.segments else prop.number_of_frames_in_file)
+    times, exposures, counters = parse_evidence(read_headers(prop.source, prop.geometry, 0, count))
+    return Evidence(times_ns=times, exposures_ms=exposures, counters=counters)
 
 
 def _plans(prop: MIBProperties, navigation_shape, first_frame, last_frame, counters) -> list[ScanPlan]:
     plans = plan_scan(
         prop.number_of_frames_in_file, first_frame, last_frame, navigation_shape, prop.hdr,
-        lambda: read_evidence(prop), counters,
+        lambda count: read_evidence(prop, count), counters,
     )
     for plan in plans:
         for message in plan.messages:

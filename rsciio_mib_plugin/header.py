@@ -301,20 +301,35 @@ def header_timestamp(raw: bytes, index: int = 0) -> str:
     return fields[9].strip()
 
 
-def timestamp_ns(text: str) -> int:
-    """ISO (``...Z``) or Merlin local (``YYYY-MM-DD hh:mm:ss.ffffff``) time as ns."""
+def parse_evidence(headers, start_index: int = 0):
+    """Start times (ns), exposures (ms) and counter fields of many headers at once.
+
+    One split per header; the times are converted by numpy in one go. Falls
+    back to the local time and the seconds field on headers without MQ1A.
+    """
     import numpy as np
 
+    times, exposures, counters = [], [], []
+    for i, raw in enumerate(headers, start_index):
+        fields = bytes(raw).split(b"\x00", 1)[0].split(b",")
+        if fields[0] != b"MQ1" or len(fields) < 12:
+            raise MIBFormatError(f"header {i}: not a Merlin frame header (starts {bytes(raw[:8])!r})")
+        try:
+            ext = fields.index(b"MQ1A")
+            times.append(fields[ext + 1].rstrip(b"Z"))
+            exposures.append(int(fields[ext + 2][:-2]) / 1e6)
+            counters.append(int(fields[11]))
+        except ValueError:
+            try:
+                times.append(fields[9].replace(b" ", b"T"))
+                exposures.append(float(fields[10]) * 1e3)
+                counters.append(int(fields[11]))
+            except ValueError:
+                raise MIBFormatError(f"header {i}: time, exposure or counter field is malformed") from None
+        except IndexError:
+            raise MIBFormatError(f"header {i}: MQ1A extension is truncated") from None
     try:
-        return int(np.datetime64(text.strip().rstrip("Z").replace(" ", "T"), "ns").astype(np.int64))
-    except ValueError:
-        raise MIBFormatError(f"timestamp {text!r} is not an ISO date and time") from None
-
-
-def header_counter(raw: bytes, index: int = 0) -> int:
-    """The counter field (field 11: counter 0/1, or colour layer) of one header."""
-    fields = _light_fields(raw, index)
-    try:
-        return int(fields[11])
-    except (ValueError, IndexError):
-        raise MIBFormatError(f"header {index}: counter (field 11) is not an integer") from None
+        stamps = np.array([t.decode("ascii") for t in times], dtype="datetime64[ns]").astype(np.int64)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise MIBFormatError(f"headers {start_index}..: a frame time is not an ISO date and time ({err})") from None
+    return stamps, np.array(exposures, dtype=float), np.array(counters, dtype=np.int64)

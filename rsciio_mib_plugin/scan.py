@@ -251,7 +251,9 @@ def plan_scan(
     hdr : dict or None
         The parsed ``.hdr``.
     evidence : callable or None
-        Returns an :class:`Evidence` for the first frames of the file.
+        ``evidence(count)`` returns an :class:`Evidence` for (at most) the
+        first ``count`` frames; called only when a rule needs it, for as few
+        frames as the rule needs.
     counters : {None, "split", "join"}
         ``None`` splits by counter when the ``.hdr`` says both counters are
         active (or colour mode); ``"split"`` always splits when the counter
@@ -264,11 +266,13 @@ def plan_scan(
     """
     start, stop = select_frames(n_frames, first_frame, last_frame)
     user = check_navigation_shape(navigation_shape)
-    cache = {}
+    cache: dict = {}
 
-    def get_evidence() -> Evidence | None:
-        if "e" not in cache:
-            cache["e"] = evidence() if evidence is not None else None
+    def get_evidence(count: int = n_frames) -> Evidence | None:
+        if evidence is None:
+            return None
+        if cache.get("count", -1) < count:
+            cache["count"], cache["e"] = count, evidence(count)
         return cache["e"]
 
     order, counter_details = _counters(hdr, counters, get_evidence)
@@ -290,7 +294,7 @@ def _counters(hdr, mode, get_evidence) -> tuple[list[int], dict]:
     wanted = mode == "split" or (mode is None and ("both" in active or chip_mode in ("CM", "CSCM")))
     if not wanted or "alternating" in active:
         return [], {}
-    found = get_evidence()
+    found = get_evidence(64)
     if found is None:
         return [], {}
     return counter_pattern(found.counters)
@@ -315,12 +319,14 @@ def _evidence_rules(plan: ScanPlan, scan, hdr, n_frames: int, get_evidence):
     per_position = plan.step
     total = (hdr_int(hdr, FRAMES_IN_ACQUISITION) or n_frames) // per_position
     pixel_trigger = scan is None and (hdr is None or "pixel trigger" in plan.rule)
-    extra = scan is not None and len(scan) == 2 and plan.rule == "hdr ScanX/ScanY" and total > math.prod(scan)
-    if per_position > 1 or not (pixel_trigger or extra or (scan is not None and len(scan) == 2)):
+    extra = scan is not None and plan.rule == "hdr ScanX/ScanY" and total > math.prod(scan)
+    line_trigger = scan is not None and plan.rule.startswith("hdr frames per trigger")
+    if per_position > 1 or not (pixel_trigger or extra or line_trigger):
         if scan is None:
             plan.rule = f"stack ({plan.rule})" if hdr else "stack (no .hdr)"
         return scan
-    found = get_evidence()
+    # Flyback evidence needs a few lines; line gaps need as many frames as we read.
+    found = get_evidence(4 * total // scan[0] if scan else n_frames)
     if found is None:
         return scan
     flyback, fly_details = flyback_from_exposures(found.exposures_ms)
