@@ -42,10 +42,16 @@ def _plans(prop: MIBProperties, navigation_shape, first_frame, last_frame, count
 def _check_mmap_mode(mmap_mode, lazy: bool) -> str:
     if mmap_mode is None:
         return "r" if lazy else "c"
-    if mmap_mode not in ("r", "c", "readonly", "copyonwrite"):
+    if mmap_mode in ("r+", "readwrite"):
+        warnings.warn(
+            "mmap_mode='r+': changes to the returned memory map are written to the file",
+            MIBWarning,
+            stacklevel=4,
+        )
+    elif mmap_mode not in ("r", "c", "readonly", "copyonwrite"):
         raise ValueError(
-            f"`mmap_mode`={mmap_mode!r} is not allowed: use 'r' or 'c'; modes that write "
-            "('r+', 'w+') could change the file"
+            f"`mmap_mode`={mmap_mode!r} is not allowed: use 'r' or 'c' ('r+' writes back "
+            "to the file; 'w+' would overwrite it)"
         )
     return mmap_mode
 

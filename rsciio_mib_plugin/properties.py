@@ -83,7 +83,11 @@ class MIBProperties:
             When the first header is malformed, a file holds no complete
             frame, or a later frame header disagrees with the first.
         """
+        if not isinstance(path, (str, os.PathLike, bytes, bytearray, memoryview, list, tuple)):
+            raise TypeError(f"`path` must be a str, pathlib.Path, bytes-like buffer or list of paths, not {type(path).__name__}")
         if isinstance(path, (list, tuple)):
+            if not path:
+                raise ValueError("`path` is an empty list of files")
             paths = [os.fspath(p) for p in path]
         elif series and not isinstance(path, (bytes, bytearray, memoryview)):
             paths = find_series(path)
@@ -104,6 +108,13 @@ class MIBProperties:
         source, header, geometry, n_frames, rest = files[0]
         for other in files[1:]:
             _check_same(header, other[1], other[0], 0, geometry)
+        if hdr is not None and depth is not None and header.counter_depth is not None and depth != header.counter_depth:
+            warnings.warn(
+                f"{self.hdr_path}: 'Counter Depth' is {depth} but the frame headers say "
+                f"{header.counter_depth}; using the frame headers",
+                MIBWarning,
+                stacklevel=4,
+            )
         segments, first, gaps = [], 0, []
         for i, (src, head, _, count, tail) in enumerate(files):
             if i and head.sequence != files[i - 1][1].sequence + files[i - 1][3]:

@@ -185,7 +185,12 @@ def _frames_per_block(geometry: Geometry) -> int:
 
 
 def read_into(fd: int, geometry: Geometry, frame: int, out: np.ndarray, name: str = "<file>") -> None:
-    """Read ``len(out)`` consecutive frames starting at file frame ``frame`` into ``out``."""
+    """Read ``len(out)`` consecutive frames starting at file frame ``frame`` into ``out``.
+
+    Every frame header read on the way is checked to start with ``MQ1,`` and to
+    state the same header length, so a frame out of step (a damaged or
+    inserted byte mid-file) is an error naming that frame, not garbage pixels.
+    """
     count = out.shape[0]
     offset = frame * geometry.frame_bytes
     expected = count * geometry.frame_bytes
@@ -193,19 +198,41 @@ def read_into(fd: int, geometry: Geometry, frame: int, out: np.ndarray, name: st
         raw = os.pread(fd, expected, offset)
         _check_length(len(raw), expected, name, frame, offset)
         frames = np.frombuffer(raw, np.uint8).reshape(count, geometry.frame_bytes)
+        _check_headers(frames[:, :16], geometry, name, frame)
         decode_frames(frames[:, geometry.header_bytes :], geometry, out)
         return
-    # Scatter read: headers to a scratch buffer, payloads straight into ``out``,
+    # Scatter read: headers to a side buffer, payloads straight into ``out``,
     # then byte-swap in place while the block is still in cache.
-    scratch = bytearray(geometry.header_bytes)
+    headers = np.empty((count, geometry.header_bytes), np.uint8)
     flat = out.reshape(count, -1).view(np.uint8)
     buffers = []
     for i in range(count):
-        buffers += [scratch, flat[i]]
+        buffers += [headers[i], flat[i]]
     got = os.preadv(fd, buffers, offset)
     _check_length(got, expected, name, frame, offset)
+    _check_headers(headers[:, :16], geometry, name, frame)
     if geometry.file_dtype.itemsize > 1 and np.little_endian:
         out.byteswap(inplace=True)
+
+
+_MAGIC = np.frombuffer(b"MQ1,", np.uint8)
+
+
+def _check_headers(starts: np.ndarray, geometry: Geometry, name: str, frame: int) -> None:
+    """Each row (the first bytes of a frame) must be ``MQ1,<number>,<header length>,``."""
+    good = np.all(starts[:, :4] == _MAGIC, axis=1)
+    # With a 6-digit frame number the header length sits at bytes 11-15 (§2.1).
+    six = starts[:, 10] == ord(",")
+    length = f"{geometry.header_bytes:05d}".encode()
+    good &= ~six | np.all(starts[:, 11:16] == np.frombuffer(length, np.uint8), axis=1)
+    if not good.all():
+        bad = int(np.argmin(good))
+        at = (frame + bad) * geometry.frame_bytes
+        raise MIBFormatError(
+            f"{where(name, frame + bad, at)}: frame header out of step: expected "
+            f"'MQ1,<frame number>,{length.decode()},' found {bytes(starts[bad])!r}; "
+            "the frames before it can be read with last_frame"
+        )
 
 
 def _check_length(got: int, expected: int, name: str, frame: int, offset: int) -> None:

@@ -147,8 +147,8 @@ def test_mmap_and_headers(scan):
     assert isinstance(lazy_mm, np.memmap) and not lazy_mm.flags.writeable
     with pytest.raises(ValueError, match="return_mmap"):
         load_mib_data(path, return_headers=True, return_mmap=False)
-    with pytest.raises(ValueError, match="r\\+"):
-        load_mib_data(path, mmap_mode="r+")
+    with pytest.raises(ValueError, match="w\\+"):
+        load_mib_data(path, mmap_mode="w+")
     # the default copy-on-write map never reaches the file
     before = path.read_bytes()
     mm = load_mib_data(path)
