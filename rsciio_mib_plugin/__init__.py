@@ -17,6 +17,7 @@ _EXPORTS = {
     "MIBFormatError": ".errors",
     "MIBWarning": ".errors",
     "write_mib": ".write",
+    "file_writer": ".save",
     "register": ".registration",
     "unregister": ".registration",
 }

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import warnings
 
 from .errors import MIBFormatError, MIBWarning, where
-from .hdr import COUNTER_DEPTH, find_hdr, hdr_int, read_hdr
+from . import stream
+from .hdr import COUNTER_DEPTH, find_hdr, hdr_int, parse_hdr_text, read_hdr
 from .header import FrameHeader
 from .layout import Geometry, count_frames, frame_geometry
 from .read import Segment, Source, open_source, read_header_at
@@ -55,6 +57,7 @@ class MIBProperties:
         self.hdr: dict | None = None
         self.hdr_path = None
         self.source: Source | None = None
+        self.stream = False
         self.segments: tuple[Segment, ...] = ()
         self.series_gaps: list[dict] = []
 
@@ -105,7 +108,12 @@ class MIBProperties:
             hdr = read_hdr(self.hdr_path) if self.hdr_path else None
         depth = hdr_int(hdr, COUNTER_DEPTH)
         files = sorted((_scan_file(p, depth) for p in paths), key=lambda f: f[1].sequence)
-        source, header, geometry, n_frames, rest = files[0]
+        source, header, geometry, n_frames, rest, in_band = files[0]
+        self.stream = source.prefix > 0
+        if in_band is not None:
+            # A capture's HDR message is its .hdr (mib-format.md §12).
+            hdr = parse_hdr_text(in_band) or hdr
+            self.hdr_path = "in-band HDR message"
         for other in files[1:]:
             _check_same(header, other[1], other[0], 0, geometry)
         if hdr is not None and depth is not None and header.counter_depth is not None and depth != header.counter_depth:
@@ -116,7 +124,7 @@ class MIBProperties:
                 stacklevel=4,
             )
         segments, first, gaps = [], 0, []
-        for i, (src, head, _, count, tail) in enumerate(files):
+        for i, (src, head, _, count, tail, _) in enumerate(files):
             if i and head.sequence != files[i - 1][1].sequence + files[i - 1][3]:
                 expected = files[i - 1][1].sequence + files[i - 1][3]
                 gaps.append({"file": src.name, "first_frame_number": head.sequence, "expected": expected})
@@ -127,11 +135,12 @@ class MIBProperties:
                     MIBWarning,
                     stacklevel=4,
                 )
-            segments.append(Segment(src.path, first, count))
+            segments.append(Segment(src.path, first, count, src.base, src.prefix))
             first += count
             if tail:
+                what = "a cut-off MPX message" if src.prefix else "an incomplete frame"
                 warnings.warn(
-                    f"{src.name}: the last {tail} bytes are an incomplete frame "
+                    f"{src.name}: the last {tail} bytes are {what} "
                     f"({geometry.frame_bytes} bytes per frame) and are ignored",
                     MIBWarning,
                     stacklevel=4,
@@ -201,13 +210,29 @@ class MIBProperties:
 
 
 def _scan_file(path, hdr_depth: int | None):
-    """First header, geometry and frame count of one file; checks its last header."""
+    """First header, geometry and frame count of one file; checks its last header.
+
+    Returns ``(source, header, geometry, n_frames, trailing bytes, in-band hdr text)``.
+    """
     source = open_source(path)
-    header = read_header_at(source, 0, 0)
+    hdr_text = None
+    if source.pread(0, 4) == stream.MAGIC:
+        capture = stream.locate(source.pread, source.size, source.name)
+        source = dataclasses.replace(source, base=capture.base, prefix=stream.PREFIX)
+        hdr_text = capture.hdr_text
+    header = read_header_at(source, source.base, 0)
+    if hdr_text is not None and header.counter_depth is None:
+        hdr_depth = hdr_depth or hdr_int(parse_hdr_text(hdr_text), COUNTER_DEPTH)
     geometry = frame_geometry(header, hdr_depth, source.name)
-    n_frames, rest = count_frames(source.size, geometry, source.name)
+    stride = source.prefix + geometry.frame_bytes
+    if source.prefix and capture.frame_message_bytes != geometry.frame_bytes:
+        raise MIBFormatError(
+            f"{where(source.name, 0, source.base)}: the MPX message holds {capture.frame_message_bytes} "
+            f"bytes but the frame header describes {geometry.frame_bytes}"
+        )
+    n_frames, rest = count_frames(source.size - source.base + source.prefix, dataclasses.replace(geometry, header_bytes=geometry.header_bytes + source.prefix), source.name)
     if n_frames > 1:
-        last = read_header_at(source, (n_frames - 1) * geometry.frame_bytes, n_frames - 1)
+        last = read_header_at(source, source.base + (n_frames - 1) * stride, n_frames - 1)
         _check_same(header, last, source, n_frames - 1, geometry)
         if last.sequence - header.sequence != n_frames - 1:
             warnings.warn(
@@ -217,7 +242,7 @@ def _scan_file(path, hdr_depth: int | None):
                 MIBWarning,
                 stacklevel=5,
             )
-    return source, header, geometry, n_frames, rest
+    return source, header, geometry, n_frames, rest, hdr_text
 
 
 def find_series(path) -> list[str]:

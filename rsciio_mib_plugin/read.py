@@ -41,6 +41,8 @@ class Segment:
     path: str | None
     first: int
     count: int
+    base: int = 0  # byte offset of frame 0's header in the file
+    prefix: int = 0  # bytes before each frame (MPX captures: 15)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class Source:
     size: int
     path: str | None = None
     buffer: memoryview | None = None
+    base: int = 0
+    prefix: int = 0
 
     def pread(self, offset: int, length: int) -> bytes:
         if self.buffer is not None:
@@ -58,6 +62,11 @@ class Source:
         with open(self.path, "rb") as f:
             f.seek(offset)
             return f.read(length)
+
+
+def segment_source(segment: Segment) -> Source:
+    """The file of one segment as a :class:`Source`."""
+    return Source(name=str(segment.path), size=0, path=segment.path, base=segment.base, prefix=segment.prefix)
 
 
 def open_source(path) -> Source:
@@ -90,10 +99,17 @@ def read_header_at(source: Source, offset: int, frame: int) -> FrameHeader:
     return parse_header(raw, source.name, frame, offset)
 
 
+def _framing(source, geometry: Geometry, data_dtype):
+    """Structured dtype of one stored frame (with its MPX prefix) and the offset of frame 0."""
+    fields = [("mpx", f"V{source.prefix}")] if source.prefix else []
+    dtype = np.dtype(fields + [("header", f"S{geometry.header_bytes}"), ("data", data_dtype)])
+    return dtype, source.base - source.prefix
+
+
 def read_headers(source: Source, geometry: Geometry, start: int, count: int) -> np.ndarray:
     """The raw header bytes of frames ``start .. start+count`` (dtype ``S<n>``)."""
-    dtype = np.dtype([("header", f"S{geometry.header_bytes}"), ("data", f"V{geometry.payload_bytes}")])
-    offset = start * geometry.frame_bytes
+    dtype, base = _framing(source, geometry, f"V{geometry.payload_bytes}")
+    offset = base + start * dtype.itemsize
     if source.buffer is not None:
         frames = np.frombuffer(source.buffer, dtype=dtype, count=count, offset=offset)
     else:
@@ -111,11 +127,11 @@ def memmap_frames(source: Source, geometry: Geometry, n_frames: int, plan: ScanP
         data_dtype = (geometry.file_dtype, (geometry.payload_bytes // 8,))
     else:
         data_dtype = (geometry.file_dtype, geometry.stored_shape)
-    dtype = np.dtype([("header", f"S{geometry.header_bytes}"), ("data", data_dtype)])
+    dtype, base = _framing(source, geometry, data_dtype)
     if source.buffer is not None:
-        frames = np.frombuffer(source.buffer, dtype=dtype, count=n_frames)
+        frames = np.frombuffer(source.buffer, dtype=dtype, count=n_frames, offset=base)
     else:
-        frames = np.memmap(source.path, dtype=dtype, mode=mode, shape=(n_frames,))
+        frames = np.memmap(source.path, dtype=dtype, mode=mode, shape=(n_frames,), offset=base)
     first = plan.start + plan.offset
     shape = plan.shape or (1,)
     if len(shape) == 2 and not plan.contiguous:
@@ -152,9 +168,12 @@ def read_frames(source: Source, segments: tuple[Segment, ...], geometry: Geometr
     """Read frames (numbers in the acquisition) into ``out``, files in parallel blocks."""
     pieces = _pieces(segments, frames, _frames_per_block(geometry))
     if source.buffer is not None:
-        stored = np.frombuffer(source.buffer, np.uint8, count=segments[0].count * geometry.frame_bytes)
-        stored = stored.reshape(-1, geometry.frame_bytes)
+        seg = segments[0]
+        stride = seg.prefix + geometry.frame_bytes
+        stored = np.frombuffer(source.buffer, np.uint8, count=seg.count * stride, offset=seg.base - seg.prefix)
+        stored = stored.reshape(-1, stride)[:, seg.prefix :]
         for _, local, index, n in pieces:
+            _check_headers(stored[local : local + n, :16], geometry, source.name, local, seg)
             decode_frames(stored[local : local + n, geometry.header_bytes :], geometry, out[index : index + n])
         return
     fds = {}
@@ -164,7 +183,7 @@ def read_frames(source: Source, segments: tuple[Segment, ...], geometry: Geometr
 
         def work(piece):
             seg, local, index, n = piece
-            read_into(fds[seg], geometry, local, out[index : index + n], segments[seg].path)
+            read_into(fds[seg], geometry, local, out[index : index + n], segments[seg])
 
         if threads > 1 and len(pieces) > 1:
             with ThreadPoolExecutor(threads) as pool:
@@ -184,7 +203,7 @@ def _frames_per_block(geometry: Geometry) -> int:
     return max(1, min(_IOV_MAX // 2, BLOCK_BYTES // max(geometry.frame_bytes, decoded)))
 
 
-def read_into(fd: int, geometry: Geometry, frame: int, out: np.ndarray, name: str = "<file>") -> None:
+def read_into(fd: int, geometry: Geometry, frame: int, out: np.ndarray, segment: Segment) -> None:
     """Read ``len(out)`` consecutive frames starting at file frame ``frame`` into ``out``.
 
     Every frame header read on the way is checked to start with ``MQ1,`` and to
@@ -192,25 +211,27 @@ def read_into(fd: int, geometry: Geometry, frame: int, out: np.ndarray, name: st
     inserted byte mid-file) is an error naming that frame, not garbage pixels.
     """
     count = out.shape[0]
-    offset = frame * geometry.frame_bytes
-    expected = count * geometry.frame_bytes
+    lead = segment.prefix + geometry.header_bytes  # bytes before each payload
+    stride = lead + geometry.payload_bytes
+    offset = segment.base - segment.prefix + frame * stride
+    expected = count * stride
     if geometry.raw or not hasattr(os, "preadv"):
         raw = os.pread(fd, expected, offset)
-        _check_length(len(raw), expected, name, frame, offset)
-        frames = np.frombuffer(raw, np.uint8).reshape(count, geometry.frame_bytes)
-        _check_headers(frames[:, :16], geometry, name, frame)
-        decode_frames(frames[:, geometry.header_bytes :], geometry, out)
+        _check_length(len(raw), expected, segment.path, frame, offset)
+        frames = np.frombuffer(raw, np.uint8).reshape(count, stride)
+        _check_headers(frames[:, segment.prefix : segment.prefix + 16], geometry, segment.path, frame, segment)
+        decode_frames(frames[:, lead:], geometry, out)
         return
     # Scatter read: headers to a side buffer, payloads straight into ``out``,
     # then byte-swap in place while the block is still in cache.
-    headers = np.empty((count, geometry.header_bytes), np.uint8)
+    headers = np.empty((count, lead), np.uint8)
     flat = out.reshape(count, -1).view(np.uint8)
     buffers = []
     for i in range(count):
         buffers += [headers[i], flat[i]]
     got = os.preadv(fd, buffers, offset)
-    _check_length(got, expected, name, frame, offset)
-    _check_headers(headers[:, :16], geometry, name, frame)
+    _check_length(got, expected, segment.path, frame, offset)
+    _check_headers(headers[:, segment.prefix : segment.prefix + 16], geometry, segment.path, frame, segment)
     if geometry.file_dtype.itemsize > 1 and np.little_endian:
         out.byteswap(inplace=True)
 
@@ -218,7 +239,7 @@ def read_into(fd: int, geometry: Geometry, frame: int, out: np.ndarray, name: st
 _MAGIC = np.frombuffer(b"MQ1,", np.uint8)
 
 
-def _check_headers(starts: np.ndarray, geometry: Geometry, name: str, frame: int) -> None:
+def _check_headers(starts: np.ndarray, geometry: Geometry, name: str, frame: int, segment: Segment) -> None:
     """Each row (the first bytes of a frame) must be ``MQ1,<number>,<header length>,``."""
     good = np.all(starts[:, :4] == _MAGIC, axis=1)
     # With a 6-digit frame number the header length sits at bytes 11-15 (§2.1).
@@ -227,7 +248,7 @@ def _check_headers(starts: np.ndarray, geometry: Geometry, name: str, frame: int
     good &= ~six | np.all(starts[:, 11:16] == np.frombuffer(length, np.uint8), axis=1)
     if not good.all():
         bad = int(np.argmin(good))
-        at = (frame + bad) * geometry.frame_bytes
+        at = segment.base + (frame + bad) * (segment.prefix + geometry.frame_bytes)
         raise MIBFormatError(
             f"{where(name, frame + bad, at)}: frame header out of step: expected "
             f"'MQ1,<frame number>,{length.decode()},' found {bytes(starts[bad])!r}; "
@@ -290,8 +311,7 @@ def read_chunk(segments: tuple[Segment, ...], geometry: Geometry, plan: ScanPlan
     nav_slices, sig_slices = slices[:nav], slices[nav:]
     frames = plan.frame_numbers(nav_slices or None)
     out = np.empty((frames.size,) + geometry.shape, dtype=geometry.dtype)
-    source = Source(name=str(segments[0].path), size=0, path=segments[0].path)
-    read_frames(source, segments, geometry, frames, out)
+    read_frames(segment_source(segments[0]), segments, geometry, frames, out)
     out = out.reshape(tuple(s.stop - s.start for s in nav_slices) + geometry.shape)
     if any(s != slice(0, n) for s, n in zip(sig_slices, geometry.shape)):
         out = np.ascontiguousarray(out[(Ellipsis,) + tuple(sig_slices)])

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .stream import mpx_message
+
 _DEPTH_TYPES = {1: "U08", 6: "U08", 12: "U16", 24: "U32"}
 _DEPTH_DTYPES = {1: np.uint8, 6: np.uint8, 12: np.uint16, 24: np.uint32}
 _DEFAULT_DEPTH = {np.dtype(np.bool_): 1, np.dtype(np.uint8): 6, np.dtype(np.uint16): 12, np.dtype(np.uint32): 24}
@@ -34,6 +36,7 @@ def write_mib(
     counter=0,
     mq1a: bool = True,
     first_number: int = 1,
+    mpx: bool = False,
 ) -> Path:
     """Write frames to a Merlin ``.mib`` file with real headers and a ``.hdr``.
 
@@ -65,6 +68,10 @@ def write_mib(
     first_number : int
         Frame number of the first frame (files of a multi-file series go on
         counting).
+    mpx : bool
+        Write a capture of the TCP data port instead: ``MPX,`` framed
+        messages, the ``.hdr`` as the first (``HDR,``) message when ``hdr``
+        is not False, then one message per frame (mib-format.md §12).
 
     Returns
     -------
@@ -113,18 +120,21 @@ def write_mib(
 
     header_bytes = 256 + 128 * chips
     path = Path(filename)
+    hdr_bytes = None
+    if hdr is not False:
+        hdr_bytes = _hdr_text(scan, n, depth, layout, chips, times[0], hdr if isinstance(hdr, dict) else {})
     with open(path, "wb") as f:
+        if mpx and hdr_bytes is not None:
+            f.write(mpx_message(b"HDR," + hdr_bytes[len(b"HDR,") :].rstrip(b" ")))
         for i in range(n):
             text = _frame_header_text(
                 first_number + i, header_bytes, chips, stored_w, stored_h, pixel_type, layout, select,
                 times[i], float(exposures[i]), int(counters[i]), depth, mq1a,
             )
-            f.write(text.ljust(header_bytes, b"\x00"))
-            f.write(payloads[i].tobytes())
-    if hdr is not False:
-        overrides = hdr if isinstance(hdr, dict) else {}
-        hdr_path = path.with_suffix(".HDR" if path.suffix == ".MIB" else ".hdr")
-        hdr_path.write_bytes(_hdr_text(scan, n, depth, layout, chips, times[0], overrides))
+            frame = text.ljust(header_bytes, b"\x00") + payloads[i].tobytes()
+            f.write(mpx_message(frame) if mpx else frame)
+    if hdr_bytes is not None and not mpx:
+        path.with_suffix(".HDR" if path.suffix == ".MIB" else ".hdr").write_bytes(hdr_bytes)
     return path
 
 
