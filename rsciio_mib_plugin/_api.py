@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -56,7 +57,24 @@ def _check_mmap_mode(mmap_mode, lazy: bool) -> str:
     return mmap_mode
 
 
-def _load(path, lazy, chunks, mmap_mode, navigation_shape, first_frame, last_frame, mib_prop, return_headers, print_info, return_mmap, series=False, counters=None):
+def _show_progressbar(value) -> bool:
+    """``None`` follows HyperSpy's ``show_progressbar`` preference when HyperSpy is in use."""
+    if value is not None:
+        return bool(value)
+    if "hyperspy" not in sys.modules:
+        return False
+    try:
+        from hyperspy.defaults_parser import preferences
+
+        return bool(preferences.General.show_progressbar)
+    except Exception:  # a HyperSpy without this preference
+        return False
+
+
+def _load(
+    path, lazy, chunks, mmap_mode, navigation_shape, first_frame, last_frame, mib_prop, return_headers, print_info,
+    return_mmap, series=False, counters=None, show_progressbar=None,
+):
     """Read every dataset of a file: ``([data, ...], prop, [plan, ...])``."""
     prop = mib_prop if mib_prop is not None else MIBProperties.from_path(path, series=series)
     if not isinstance(prop, MIBProperties) or prop.header is None:
@@ -80,7 +98,7 @@ def _load(path, lazy, chunks, mmap_mode, navigation_shape, first_frame, last_fra
         elif lazy:
             out.append(lazy_array(prop.segments, geometry, plan, chunks))
         else:
-            out.append(read_planned(source, prop.segments, geometry, plan))
+            out.append(read_planned(source, prop.segments, geometry, plan, show_progressbar=_show_progressbar(show_progressbar)))
     return out, prop, plans
 
 
@@ -101,6 +119,7 @@ def load_mib_data(
     *,
     series: bool = False,
     counters: str | None = None,
+    show_progressbar: bool | None = None,
 ):
     """Load the frames of a Merlin ``.mib`` file or buffer as an array.
 
@@ -130,6 +149,7 @@ def load_mib_data(
         native-endian pixels.
     {SERIES}
     {COUNTERS}
+    {SHOW_PROGRESSBAR}
 
     Returns
     -------
@@ -145,7 +165,7 @@ def load_mib_data(
     """
     data, _, _ = _load(
         path, lazy, chunks, mmap_mode, navigation_shape, first_frame, last_frame, mib_prop,
-        return_headers, print_info, return_mmap, series, counters,
+        return_headers, print_info, return_mmap, series, counters, show_progressbar,
     )
     return data[0] if len(data) == 1 else data
 
@@ -164,6 +184,7 @@ def file_reader(
     flip_y: bool = True,
     series: bool = False,
     counters: str | None = None,
+    show_progressbar: bool | None = None,
     **kwargs,
 ) -> list[dict]:
     """Read a Quantum Detectors Merlin ``.mib`` file for HyperSpy.
@@ -185,6 +206,7 @@ def file_reader(
         ``original_metadata.mib_plugin.flip_y``.
     {SERIES}
     {COUNTERS}
+    {SHOW_PROGRESSBAR}
     **kwargs
         ``mib_prop`` is passed on to :func:`load_mib_data`; any other
         keyword is an error.
@@ -206,7 +228,7 @@ def file_reader(
         raise TypeError(f"file_reader() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
     datasets, prop, plans = _load(
         filename, lazy, chunks, mmap_mode, navigation_shape, first_frame, last_frame,
-        kwargs.get("mib_prop"), False, print_info, False, series, counters,
+        kwargs.get("mib_prop"), False, print_info, False, series, counters, show_progressbar,
     )
     out = []
     for data, plan in zip(datasets, plans):

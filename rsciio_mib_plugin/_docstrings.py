@@ -53,6 +53,11 @@ COUNTERS = """counters : {None, "split", "join"}, default=None
         repeat in a fixed order (files without ``.hdr``); ``"join"`` never
         splits. Continuous read/write ("Alternating") is one dataset."""
 
+SHOW_PROGRESSBAR = """show_progressbar : bool or None, default=None
+        Show a progress bar while an eager load of more than 256 MB reads.
+        ``None`` follows HyperSpy's ``show_progressbar`` preference when HyperSpy
+        is in use (lazy arrays show HyperSpy's own bar on ``compute()``)."""
+
 HEADERS = """headers : bytes or iterable of bytes
         One frame header, or many (a list, or the ``headers`` array returned
         by :func:`load_mib_data` with ``return_headers=True``)."""

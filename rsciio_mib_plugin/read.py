@@ -143,10 +143,25 @@ def memmap_frames(source: Source, geometry: Geometry, n_frames: int, plan: ScanP
     return view if plan.shape else view[0]
 
 
-def read_planned(source: Source, segments: tuple[Segment, ...], geometry: Geometry, plan: ScanPlan, threads: int = 2) -> np.ndarray:
+#: Eager loads larger than this show a progress bar (when asked to).
+PROGRESS_BYTES = 256 << 20
+
+
+def read_planned(
+    source: Source, segments: tuple[Segment, ...], geometry: Geometry, plan: ScanPlan, threads: int = 2, show_progressbar: bool = False
+) -> np.ndarray:
     """Read and decode the planned frames into a new native array shaped like the scan."""
     out = np.empty((plan.count,) + geometry.shape, dtype=geometry.dtype)
-    read_frames(source, segments, geometry, plan.frame_numbers(), out, threads)
+    bar = None
+    if show_progressbar and out.nbytes > PROGRESS_BYTES:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=plan.count, unit="frames", desc=f"Reading {os.path.basename(source.name)}")
+    try:
+        read_frames(source, segments, geometry, plan.frame_numbers(), out, threads, bar.update if bar else None)
+    finally:
+        if bar is not None:
+            bar.close()
     return out.reshape(plan.shape + geometry.shape)
 
 
@@ -164,8 +179,13 @@ def _pieces(segments: tuple[Segment, ...], frames: np.ndarray, per_block: int) -
     return pieces
 
 
-def read_frames(source: Source, segments: tuple[Segment, ...], geometry: Geometry, frames: np.ndarray, out: np.ndarray, threads: int = 1) -> None:
-    """Read frames (numbers in the acquisition) into ``out``, files in parallel blocks."""
+def read_frames(
+    source: Source, segments: tuple[Segment, ...], geometry: Geometry, frames: np.ndarray, out: np.ndarray, threads: int = 1, progress=None
+) -> None:
+    """Read frames (numbers in the acquisition) into ``out``, files in parallel blocks.
+
+    ``progress(n)`` is called after every block of ``n`` frames.
+    """
     pieces = _pieces(segments, frames, _frames_per_block(geometry))
     if source.buffer is not None:
         seg = segments[0]
@@ -184,6 +204,8 @@ def read_frames(source: Source, segments: tuple[Segment, ...], geometry: Geometr
         def work(piece):
             seg, local, index, n = piece
             read_into(fds[seg], geometry, local, out[index : index + n], segments[seg])
+            if progress is not None:
+                progress(n)
 
         if threads > 1 and len(pieces) > 1:
             with ThreadPoolExecutor(threads) as pool:
