@@ -271,65 +271,49 @@ def _float(value: str, name: str, source: str, frame: int, offset: int) -> float
         ) from None
 
 
-def _light_fields(raw: bytes, index: int) -> list[str]:
-    """Comma fields of a header without full validation (for bulk parsing)."""
+def header_values(raw, index: int = 0) -> tuple[str, float, int]:
+    """Start time, exposure (ms) and counter field of one header, parsed lightly.
+
+    The time and exposure come from the MQ1A extension (UTC, ns) when present,
+    else from fields 9 and 10 (the Merlin PC's local time, seconds), §2.2.
+    """
     if isinstance(raw, str):
         raw = raw.encode("latin-1")
-    fields = bytes(raw).split(b"\x00", 1)[0].decode("ascii", "replace").split(",")
-    if fields[0] != "MQ1" or len(fields) < 12:
-        raise MIBFormatError(f"header {index}: not a Merlin frame header (starts {fields[0][:8]!r})")
-    return fields
+    fields = bytes(raw).split(b"\x00", 1)[0].split(b",")
+    if fields[0] != b"MQ1" or len(fields) < 12:
+        raise MIBFormatError(f"header {index}: not a Merlin frame header (starts {bytes(raw[:8])!r})")
+    try:
+        if b"MQ1A" in fields:
+            ext = fields.index(b"MQ1A")
+            time, exposure = fields[ext + 1].decode("ascii").strip(), int(fields[ext + 2].removesuffix(b"ns")) / 1e6
+        else:
+            time, exposure = fields[9].decode("ascii").strip(), float(fields[10]) * 1e3
+        return time, exposure, int(fields[11])
+    except (ValueError, IndexError, UnicodeDecodeError):
+        raise MIBFormatError(f"header {index}: the time, exposure or counter field is malformed") from None
 
 
 def header_exposure_ms(raw: bytes, index: int = 0) -> float:
     """Exposure in ms of one header: the MQ1A ns field, else field 10 in s."""
-    fields = _light_fields(raw, index)
-    try:
-        if "MQ1A" in fields:
-            ns = fields[fields.index("MQ1A") + 2]
-            return int(ns.removesuffix("ns")) / 1e6
-        return float(fields[10]) * 1e3
-    except (ValueError, IndexError):
-        raise MIBFormatError(f"header {index}: exposure field is not a number") from None
+    return header_values(raw, index)[1]
 
 
 def header_timestamp(raw: bytes, index: int = 0) -> str:
     """Start time of one frame: the MQ1A UTC time, else the local time (field 9)."""
-    fields = _light_fields(raw, index)
-    if "MQ1A" in fields and fields.index("MQ1A") + 1 < len(fields):
-        return fields[fields.index("MQ1A") + 1].strip()
-    return fields[9].strip()
+    return header_values(raw, index)[0]
 
 
 def parse_evidence(headers, start_index: int = 0):
     """Start times (ns), exposures (ms) and counter fields of many headers at once.
 
-    One split per header; the times are converted by numpy in one go. Falls
-    back to the local time and the seconds field on headers without MQ1A.
+    The times are converted by numpy in one go.
     """
     import numpy as np
 
-    times, exposures, counters = [], [], []
-    for i, raw in enumerate(headers, start_index):
-        fields = bytes(raw).split(b"\x00", 1)[0].split(b",")
-        if fields[0] != b"MQ1" or len(fields) < 12:
-            raise MIBFormatError(f"header {i}: not a Merlin frame header (starts {bytes(raw[:8])!r})")
-        try:
-            ext = fields.index(b"MQ1A")
-            times.append(fields[ext + 1].rstrip(b"Z"))
-            exposures.append(int(fields[ext + 2][:-2]) / 1e6)
-            counters.append(int(fields[11]))
-        except ValueError:
-            try:
-                times.append(fields[9].replace(b" ", b"T"))
-                exposures.append(float(fields[10]) * 1e3)
-                counters.append(int(fields[11]))
-            except ValueError:
-                raise MIBFormatError(f"header {i}: time, exposure or counter field is malformed") from None
-        except IndexError:
-            raise MIBFormatError(f"header {i}: MQ1A extension is truncated") from None
+    values = [header_values(raw, i) for i, raw in enumerate(headers, start_index)]
     try:
-        stamps = np.array([t.decode("ascii") for t in times], dtype="datetime64[ns]").astype(np.int64)
-    except (ValueError, UnicodeDecodeError) as err:
+        stamps = np.array([v[0].rstrip("Z").replace(" ", "T") for v in values], dtype="datetime64[ns]")
+    except ValueError as err:
         raise MIBFormatError(f"headers {start_index}..: a frame time is not an ISO date and time ({err})") from None
-    return stamps, np.array(exposures, dtype=float), np.array(counters, dtype=np.int64)
+    exposures = np.array([v[1] for v in values], dtype=float)
+    return stamps.astype(np.int64), exposures, np.array([v[2] for v in values], dtype=np.int64)
