@@ -4,8 +4,6 @@ Importing this package is cheap: numpy, dask and rsciio are imported only
 when a function is first used, so the startup hook can import it.
 """
 
-import importlib
-
 __version__ = "0.1.0"
 
 _EXPORTS = {
@@ -27,7 +25,9 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 
 def __getattr__(name):
     if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        from importlib import import_module  # here, not at import: the startup hook imports this package
+
+        value = getattr(import_module(_EXPORTS[name], __name__), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,9 +1,10 @@
 """Startup hook: register the plugin when RosettaSciIO builds its plugin table.
 
-Run at interpreter start by ``rsciio_mib_plugin.pth`` (and, on Pythons with
-PEP 829, ``rsciio_mib_plugin.start``). It imports only the standard library
-and installs a meta-path finder that waits for ``rsciio._io_plugins``; right
-after that module has run, :func:`rsciio_mib_plugin.register` edits the
+Installed as a top-level module beside the package (so interpreter start does
+not import the package) and run by ``rsciio_mib_plugin.pth`` (and, on Pythons
+with PEP 829, ``rsciio_mib_plugin.start``). It imports only the standard
+library and installs a meta-path finder that waits for ``rsciio._io_plugins``;
+right after that module has run, :func:`rsciio_mib_plugin.register` edits the
 table. Nothing here may raise. ``RSCIIO_MIB_PLUGIN_AUTOLOAD=0`` turns it off.
 """
 
