@@ -1,8 +1,8 @@
 """Read frames from files and buffers into arrays: eager, lazy (dask) and memmap.
 
-Eager reads scatter each frame's payload straight into the output array with
-``os.preadv`` (headers go to a scratch buffer), then byte-swap in place while
-the block is still in cache. Lazy arrays are dask graphs of independent chunk
+Frames are read through short-lived memory maps of one block at a time and
+converted to native byte order while they are copied into the output, so the
+whole file is never mapped and memory stays at the output array. Lazy arrays are dask graphs of independent chunk
 reads that carry only paths, frame numbers and the geometry, so they pickle
 for ``dask.distributed``. Frames of a multi-file series are addressed by their
 number in the acquisition; each file is a :class:`Segment`.
@@ -11,6 +11,7 @@ number in the acquisition; each file is a :class:`Segment`.
 from __future__ import annotations
 
 import math
+import mmap
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,12 +24,7 @@ from .header import PROBE_BYTES, FrameHeader, header_length, parse_header
 from .layout import Geometry
 from .scan import ScanPlan
 
-#: Frames per preadv call are bounded by IOV_MAX (two buffers per frame).
-try:
-    _IOV_MAX = os.sysconf("SC_IOV_MAX")
-except (AttributeError, ValueError, OSError):
-    _IOV_MAX = 1024
-#: Bytes decoded at once for RAW files and buffers (bounds scratch memory).
+#: Bytes mapped and decoded at once (bounds the memory beside the output).
 BLOCK_BYTES = 16 << 20
 #: Default lazy chunk size.
 CHUNK_BYTES = 128 << 20
@@ -220,42 +216,48 @@ def read_frames(
 
 def _frames_per_block(geometry: Geometry) -> int:
     # Sized by the larger of stored and decoded frame, so RAW blocks stay small
-    # enough to spread over threads; preadv takes at most IOV_MAX buffers.
+    # enough to spread over threads.
     decoded = math.prod(geometry.shape) * geometry.dtype.itemsize
-    return max(1, min(_IOV_MAX // 2, BLOCK_BYTES // max(geometry.frame_bytes, decoded)))
+    return max(1, BLOCK_BYTES // max(geometry.frame_bytes, decoded))
 
 
 def read_into(fd: int, geometry: Geometry, frame: int, out: np.ndarray, segment: Segment) -> None:
     """Read ``len(out)`` consecutive frames starting at file frame ``frame`` into ``out``.
 
-    Every frame header read on the way is checked to start with ``MQ1,`` and to
-    state the same header length, so a frame out of step (a damaged or
+    The frames are mapped for the time of the copy only (a window of at most
+    ``BLOCK_BYTES``), and the pixels are converted from big-endian while they
+    are copied: one pass, about twice as fast as ``preadv`` plus an in-place
+    byte swap. Every frame header on the way is checked to start with ``MQ1,``
+    and to state the same header length, so a frame out of step (a damaged or
     inserted byte mid-file) is an error naming that frame, not garbage pixels.
     """
-    count = out.shape[0]
     lead = segment.prefix + geometry.header_bytes  # bytes before each payload
     stride = lead + geometry.payload_bytes
     offset = segment.base - segment.prefix + frame * stride
-    expected = count * stride
-    if geometry.raw or not hasattr(os, "preadv"):
-        raw = os.pread(fd, expected, offset)
-        _check_length(len(raw), expected, segment.path, frame, offset)
-        frames = np.frombuffer(raw, np.uint8).reshape(count, stride)
-        _check_headers(frames[:, segment.prefix : segment.prefix + 16], geometry, segment.path, frame, segment)
-        decode_frames(frames[:, lead:], geometry, out)
-        return
-    # Scatter read: headers to a side buffer, payloads straight into ``out``,
-    # then byte-swap in place while the block is still in cache.
-    headers = np.empty((count, lead), np.uint8)
-    flat = out.reshape(count, -1).view(np.uint8)
-    buffers = []
-    for i in range(count):
-        buffers += [headers[i], flat[i]]
-    got = os.preadv(fd, buffers, offset)
-    _check_length(got, expected, segment.path, frame, offset)
-    _check_headers(headers[:, segment.prefix : segment.prefix + 16], geometry, segment.path, frame, segment)
-    if geometry.file_dtype.itemsize > 1 and np.little_endian:
-        out.byteswap(inplace=True)
+    length = out.shape[0] * stride
+    size = os.fstat(fd).st_size
+    if offset + length > size:
+        raise MIBFormatError(
+            f"{where(segment.path, frame, offset)}: expected {length} bytes, the file ends after "
+            f"{max(0, size - offset)}; it was shortened while reading"
+        )
+    start = offset - offset % mmap.ALLOCATIONGRANULARITY
+    window = mmap.mmap(fd, length + offset - start, access=mmap.ACCESS_READ, offset=start)
+    try:
+        _copy_frames(window, offset - start, geometry, frame, out, segment)
+    finally:
+        try:
+            window.close()
+        except BufferError:  # a view kept alive by an exception's traceback: freed with it
+            pass
+
+
+def _copy_frames(window, at: int, geometry: Geometry, frame: int, out: np.ndarray, segment: Segment) -> None:
+    lead = segment.prefix + geometry.header_bytes
+    frames = np.frombuffer(window, np.uint8, count=out.shape[0] * (lead + geometry.payload_bytes), offset=at)
+    frames = frames.reshape(out.shape[0], -1)
+    _check_headers(frames[:, segment.prefix : segment.prefix + 16], geometry, segment.path, frame, segment)
+    decode_frames(frames[:, lead:], geometry, out)
 
 
 _MAGIC = np.frombuffer(b"MQ1,", np.uint8)
@@ -275,14 +277,6 @@ def _check_headers(starts: np.ndarray, geometry: Geometry, name: str, frame: int
             f"{where(name, frame + bad, at)}: frame header out of step: expected "
             f"'MQ1,<frame number>,{length.decode()},' found {bytes(starts[bad])!r}; "
             "the frames before it can be read with last_frame"
-        )
-
-
-def _check_length(got: int, expected: int, name: str, frame: int, offset: int) -> None:
-    if got < expected:
-        raise MIBFormatError(
-            f"{where(name, frame, offset)}: expected {expected} bytes, read {got}; "
-            "the file was shortened while reading"
         )
 
 
