@@ -242,8 +242,10 @@ def _convert(args) -> int:
     for i, (source, target) in enumerate(targets, 1):
         print(f"[{i}/{len(targets)}] {source} -> {target}", flush=True)
         signal = hs.load(source, file_format=rsciio_mib_plugin, lazy=True, navigation_shape=args.navigation_shape)
-        for s in signal if isinstance(signal, list) else [signal]:
-            name = target if not isinstance(signal, list) else target.with_name(f"{target.stem}_{s.metadata.General.title.split('(')[-1].rstrip(')').replace(' ', '')}{target.suffix}")
+        signals = signal if isinstance(signal, list) else [signal]
+        for s in signals:
+            counter = s.original_metadata.get_item("mib_plugin.counter")
+            name = target if len(signals) == 1 else target.with_name(f"{target.stem}_counter{counter}{target.suffix}")
             kwargs = {"chunks": args.chunks} if args.chunks else {}
             s.save(name, overwrite=True, show_progressbar=True, **kwargs)
     return 0

@@ -109,12 +109,13 @@ def frame_geometry(header: FrameHeader, hdr_depth: int | None = None, source: st
     )
 
 
-def count_frames(size: int, geometry: Geometry, source: str = "<buffer>") -> tuple[int, int]:
+def count_frames(size: int, geometry: Geometry, source: str = "<buffer>", prefix: int = 0) -> tuple[int, int]:
     """Number of complete frames in ``size`` bytes and the bytes left over.
 
-    A truncated last frame is left out (mib-format.md §11).
+    ``prefix`` bytes precede every frame (MPX captures). A truncated last frame
+    is left out (mib-format.md §11).
     """
-    n, rest = divmod(size, geometry.frame_bytes)
+    n, rest = divmod(size, geometry.frame_bytes + prefix)
     if n == 0:
         raise MIBFormatError(
             f"{source}: {size} bytes hold no complete frame: the first header states "

@@ -230,7 +230,7 @@ def _scan_file(path, hdr_depth: int | None):
             f"{where(source.name, 0, source.base)}: the MPX message holds {capture.frame_message_bytes} "
             f"bytes but the frame header describes {geometry.frame_bytes}"
         )
-    n_frames, rest = count_frames(source.size - source.base + source.prefix, dataclasses.replace(geometry, header_bytes=geometry.header_bytes + source.prefix), source.name)
+    n_frames, rest = count_frames(source.size - source.base + source.prefix, geometry, source.name, source.prefix)
     if n_frames > 1:
         last = read_header_at(source, source.base + (n_frames - 1) * stride, n_frames - 1)
         _check_same(header, last, source, n_frames - 1, geometry)

@@ -202,3 +202,17 @@ def test_write_mib_mpx_round_trip(tmp_path):
     np.testing.assert_array_equal(load_mib_data(path, return_mmap=False), data)
     views = load_mib_data(path)
     assert views.shape == (2, 3, 512 * 512 // 64)
+
+
+def test_convert_writes_one_file_per_counter(tmp_path):
+    frames = np.random.default_rng(5).integers(0, 60, size=(24, 32, 256), dtype=np.uint8)
+    path = write_mib(
+        tmp_path / "both.mib", frames, counter=np.tile([1, 0], 12),
+        hdr={"Active Counters": "Both", "ScanX": 4, "ScanY": 3, "Frames in Acquisition": 24},
+    )
+    done = cli("convert", path, "-o", tmp_path / "out", "--format", "hspy")
+    assert done.returncode == 0, done.stderr
+    c0 = hs.load(tmp_path / "out" / "both_counter0.hspy")
+    c1 = hs.load(tmp_path / "out" / "both_counter1.hspy")
+    np.testing.assert_array_equal(c0.data, frames[1::2].reshape(3, 4, 32, 256)[..., ::-1, :])
+    np.testing.assert_array_equal(c1.data, frames[0::2].reshape(3, 4, 32, 256)[..., ::-1, :])
