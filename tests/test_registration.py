@@ -18,10 +18,10 @@ import sysconfig
 import textwrap
 
 import pytest
+import rsciio._io_plugins as rsciio_io
 
 from conftest import REPO
 
-rsciio_io = pytest.importorskip("rsciio._io_plugins")
 
 
 @pytest.fixture

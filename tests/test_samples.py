@@ -192,8 +192,8 @@ def test_metadata_of_a_real_file(samples):
 
 
 def test_hs_load_gives_electron_diffraction_and_saves_zspy(samples, tmp_path):
-    hs = pytest.importorskip("hyperspy.api")
-    pytest.importorskip("pyxem")
+    import hyperspy.api as hs
+
     import rsciio_mib_plugin
 
     path = samples / "001_4x2_6bit.mib"

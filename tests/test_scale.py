@@ -25,7 +25,8 @@ def files(tmp_path_factory):
 
 
 def test_lazy_arrays_compute_on_a_local_cluster(files):
-    distributed = pytest.importorskip("distributed")
+    import distributed
+
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
     ) as cluster, distributed.Client(cluster) as client:
@@ -76,7 +77,6 @@ def test_progress_bar_on_long_eager_loads(files, monkeypatch, capsys):
 
 
 def test_progress_bar_follows_hyperspy_preference(files, monkeypatch, capsys):
-    pytest.importorskip("hyperspy.api")
     from hyperspy.defaults_parser import preferences
 
     path, _ = files["processed"]

@@ -8,13 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import hyperspy.api as hs
 import numpy as np
 import pytest
 
 from rsciio_mib_plugin import MIBWarning, file_reader, load_mib_data, write_mib
 from rsciio_mib_plugin.stream import mpx_message
 
-hs = pytest.importorskip("hyperspy.api")
 
 
 def cli(*args, cwd=None):
