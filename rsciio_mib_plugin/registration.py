@@ -45,14 +45,6 @@ def _mib_entries(plugins) -> list[dict]:
     return [p for p in plugins if "mib" in [str(e).lower() for e in p.get("file_extensions", ())]]
 
 
-def is_registered() -> bool:
-    """True when ``.mib`` files are routed to this plugin."""
-    try:
-        return any(p.get("api") == API for p in _mib_entries(_plugins()))
-    except Exception:
-        return False
-
-
 def register() -> bool:
     """Route ``.mib`` files and the "QuantumDetector" format to this plugin.
 
