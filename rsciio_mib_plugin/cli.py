@@ -88,10 +88,10 @@ def describe(path, series: bool = False) -> dict:
         prop = MIBProperties.from_path(path, series=series)
         plans = _plans(prop, None, None, None, None)
     header = prop.header
-    first = read_evidence(prop, 1).times_ns[0]
+    first = read_evidence(prop, 1).times_ns
     last_segment = prop.segments[-1]
     last_source = segment_source(last_segment) if last_segment.path else prop.source
-    last = parse_evidence(read_headers(last_source, prop.geometry, last_segment.count - 1, 1))[0][0]
+    last = parse_evidence(read_headers(last_source, prop.geometry, last_segment.count - 1, 1))[0]
     kept = ("frames_after_scan", "incomplete_line_frames", "frames_missing")
     zone = "Z" if header.utc_timestamp else " (Merlin PC local time)"
 
@@ -124,8 +124,8 @@ def describe(path, series: bool = False) -> dict:
             for plan in plans
         ],
         "exposure_ms": prop.exposure,
-        "first_timestamp": str(np.datetime64(int(first), "ns")) + zone,
-        "last_timestamp": str(np.datetime64(int(last), "ns")) + zone,
+        "first_timestamp": str(np.datetime64(int(first[0]), "ns")) + zone if first is not None else header.timestamp,
+        "last_timestamp": str(np.datetime64(int(last[0]), "ns")) + zone if last is not None else None,
         "hdr": str(prop.hdr_path) if prop.hdr_path else None,
         "mpx_capture": prop.stream,
         "trailing_bytes": prop.trailing_bytes,

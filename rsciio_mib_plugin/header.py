@@ -303,17 +303,37 @@ def header_timestamp(raw: bytes, index: int = 0) -> str:
     return header_values(raw, index)[0]
 
 
-def parse_evidence(headers, start_index: int = 0):
-    """Start times (ns), exposures (ms) and counter fields of many headers at once.
+def iso_time(text: str) -> str | None:
+    """A frame time as ISO ``YYYY-MM-DDThh:mm:ss[.f]``, or ``None`` if unreadable.
 
-    The times are converted by numpy in one go.
+    MQ1A gives ``2021-04-15T13:44:43.100924481Z``, field 9
+    ``2021-04-15 14:44:43.100924``, and files before ~2018 ``15/04/2021 14:44:43``
+    (day first; pyxem's fallback parser, mib-format.md §2.4).
+    """
+    text = text.strip().rstrip("Z")
+    date, _, time = text.replace("T", " ").partition(" ")
+    if "/" in date:
+        parts = date.split("/")
+        if len(parts) != 3:
+            return None
+        date = f"{parts[2]}-{parts[1].zfill(2)}-{parts[0].zfill(2)}"
+    digits = date.replace("-", "")
+    if len(date) != 10 or not digits.isdigit() or not time or not time.replace(":", "").replace(".", "").isdigit():
+        return None
+    return f"{date}T{time}"
+
+
+def parse_evidence(headers, start_index: int = 0):
+    """Start times (ns, or ``None`` when unreadable), exposures (ms) and counter
+    fields of many headers at once. The times are converted by numpy in one go.
     """
     import numpy as np
 
     values = [header_values(raw, i) for i, raw in enumerate(headers, start_index)]
-    try:
-        stamps = np.array([v[0].rstrip("Z").replace(" ", "T") for v in values], dtype="datetime64[ns]")
-    except ValueError as err:
-        raise MIBFormatError(f"headers {start_index}..: a frame time is not an ISO date and time ({err})") from None
     exposures = np.array([v[1] for v in values], dtype=float)
-    return stamps.astype(np.int64), exposures, np.array([v[2] for v in values], dtype=np.int64)
+    counters = np.array([v[2] for v in values], dtype=np.int64)
+    try:
+        stamps = np.array([iso_time(v[0]) for v in values], dtype="datetime64[ns]").astype(np.int64)
+    except (ValueError, TypeError):
+        stamps = None  # the timestamp rule is then skipped, nothing else
+    return stamps, exposures, counters

@@ -20,7 +20,7 @@ from .hdr import ACTIVE_COUNTERS, FRAMES_IN_ACQUISITION, FRAMES_PER_TRIGGER, SCA
 class Evidence:
     """Per-frame values read from the first frame headers of a file."""
 
-    times_ns: np.ndarray
+    times_ns: np.ndarray | None  # None when the frame times cannot be read
     exposures_ms: np.ndarray
     counters: np.ndarray
 
@@ -353,6 +353,9 @@ def _evidence_rules(plan: ScanPlan, scan, hdr, n_frames: int, get_evidence):
             _set_flyback(plan, flyback[0], flyback[1], flyback[2], "exposure outliers", fly_details)
             plan.rule = "frame exposures (flyback frames once per line)"
             return (lines, flyback[0] - flyback[2])
+    if found.times_ns is None:
+        plan.rule = "stack (frame times unreadable)"
+        return None
     width, evidence = line_length_from_times(found.times_ns, total)
     plan.details["timestamps"] = evidence
     if width is not None and width < total:

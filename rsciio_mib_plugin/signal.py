@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from .hdr import hdr_get
+from .header import iso_time
 from .scan import ScanPlan
 from .properties import MIBProperties
 
@@ -37,9 +38,9 @@ def metadata(prop: MIBProperties, name: str) -> dict:
     """HyperSpy metadata, with every key the built-in reader writes at the same path."""
     header, hdr = prop.header, prop.hdr
     general = {"title": os.path.splitext(os.path.basename(name))[0], "original_filename": os.path.basename(name)}
-    stamp = header.utc_timestamp or header.timestamp
+    stamp = iso_time(header.utc_timestamp or header.timestamp)
     if stamp:
-        date, _, time = stamp.replace(" ", "T").partition("T")
+        date, _, time = stamp.partition("T")
         general["date"] = date
         # HyperSpy parses the time with datetime, which keeps microseconds.
         whole, _, fraction = time.rstrip("Z").partition(".")

@@ -168,3 +168,20 @@ def test_raw_metadata_records_the_decoding(tmp_path):
     assert "quad" in d["original_metadata"]["mib_plugin"]["raw_decoding"]
     words = load_mib_data(path)  # the memmap of undecoded 64-bit words
     assert words.dtype == np.dtype(">u8") and words.shape == (2, 512 * 512 // 64)
+
+
+def test_old_day_first_frame_times(tmp_path):
+    # Files before ~2018 wrote "DD/MM/YYYY hh:mm:ss" and no MQ1A (mib-format.md §2.4).
+    data = frames((2, 3, 64, 256), 6)
+    path = write_mib(tmp_path / "old.mib", data, mq1a=False, hdr={"ScanX": None, "ScanY": None, "Frames per Trigger": 1})
+    path.write_bytes(path.read_bytes().replace(b"2024-07-02 ", b"02/07/2024 "))
+    (d,) = file_reader(path, flip_y=False)
+    np.testing.assert_array_equal(d["data"], data.reshape(6, 64, 256))
+    assert d["metadata"]["General"]["date"] == "2024-07-02"
+    assert d["metadata"]["General"]["time"] == "12:46:43.000000"
+    # unreadable frame times leave the frames as a stack, they do not fail the load
+    path.write_bytes(path.read_bytes().replace(b"02/07/2024 ", b"??/??/???? "))
+    (d,) = file_reader(path, flip_y=False)
+    assert d["data"].shape == (6, 64, 256)
+    assert d["original_metadata"]["mib_plugin"]["navigation_shape_rule"] == "stack (frame times unreadable)"
+    assert "date" not in d["metadata"]["General"]
