@@ -332,8 +332,9 @@ def parse_evidence(headers, start_index: int = 0):
     values = [header_values(raw, i) for i, raw in enumerate(headers, start_index)]
     exposures = np.array([v[1] for v in values], dtype=float)
     counters = np.array([v[2] for v in values], dtype=np.int64)
+    times = [iso_time(v[0]) for v in values]
     try:
-        stamps = np.array([iso_time(v[0]) for v in values], dtype="datetime64[ns]").astype(np.int64)
-    except (ValueError, TypeError):
+        stamps = None if None in times else np.array(times, dtype="datetime64[ns]").astype(np.int64)
+    except ValueError:
         stamps = None  # the timestamp rule is then skipped, nothing else
     return stamps, exposures, counters
