@@ -318,7 +318,11 @@ def _evidence_rules(plan: ScanPlan, scan, hdr, n_frames: int, get_evidence):
     """Apply flyback and line-gap evidence to a shape from the ``.hdr`` (or none)."""
     per_position = plan.step
     total = (hdr_int(hdr, FRAMES_IN_ACQUISITION) or n_frames) // per_position
-    pixel_trigger = scan is None and (hdr is None or "pixel trigger" in plan.rule)
+    if plan.rule == "hdr frame count":
+        # One trigger for the whole acquisition (e.g. 65536/65536, §9.3): the
+        # .hdr gives no scan width, so look for one in the frame headers.
+        scan = None
+    pixel_trigger = scan is None and (hdr is None or "pixel trigger" in plan.rule or plan.rule == "hdr frame count")
     extra = scan is not None and plan.rule == "hdr ScanX/ScanY" and total > math.prod(scan)
     line_trigger = scan is not None and plan.rule.startswith("hdr frames per trigger")
     if per_position > 1 or not (pixel_trigger or extra or line_trigger):

@@ -221,3 +221,18 @@ def test_quad_24bit_sample_is_a_stack(samples):
     (d,) = file_reader(samples / "Quad_9_Frame_CounterDepth_24_Rows_256.mib")
     assert d["data"].shape == (9, 512, 512)
     assert d["original_metadata"]["mib_plugin"]["navigation_shape_rule"].startswith("stack")
+
+
+def test_one_trigger_for_the_whole_scan_uses_frame_evidence(tmp_path):
+    # "Frames per Trigger" = "Frames in Acquisition": the .hdr gives no width
+    periods = np.full(4 * 6 - 1, 1_000_000)
+    periods[5::6] += 4_000
+    times = np.r_[0, np.cumsum(periods)]
+    data = scan_frames(4, 6)
+    path = write_mib(tmp_path / "one.mib", data, timestamps=times, hdr={"ScanX": None, "ScanY": None, "Frames per Trigger": 24})
+    (d,) = file_reader(path, flip_y=False)
+    np.testing.assert_array_equal(d["data"], data)
+    # without line structure it stays a stack of every frame
+    path = write_mib(tmp_path / "flat.mib", data, hdr={"ScanX": None, "ScanY": None, "Frames per Trigger": 24})
+    (d,) = file_reader(path, flip_y=False)
+    assert d["data"].shape == (24,) + FRAME
