@@ -87,3 +87,29 @@ def test_progress_bar_follows_hyperspy_preference(files, monkeypatch, capsys):
     monkeypatch.setattr(preferences.General, "show_progressbar", True)
     file_reader(path)
     assert "frames" in capsys.readouterr().err
+
+
+def test_chunk_memory_is_reused_only_when_no_view_remains():
+    import gc
+
+    memory = read_module._ChunkMemory(keep=1)
+    a = memory.empty((4, 8), np.uint16)
+    a[...] = 1
+    view = a[1:, ::2]
+    del a
+    gc.collect()
+    b = memory.empty((4, 8), np.uint16)  # the first block is still viewed: a new one
+    b[...] = 2
+    assert (view == 1).all()
+    del view, b
+    gc.collect()
+    assert len(memory._idle[64]) == 1  # one kept, the other closed
+    c = memory.empty((4, 8), np.uint16)
+    assert memory._idle[64] == [] and c.shape == (4, 8)
+
+
+def test_lazy_chunks_survive_after_compute(files):
+    path, data = files["processed"]
+    lazy = load_mib_data(path, lazy=True, return_mmap=False, chunks=(1, 7, 64, 256))
+    parts = [lazy[i].compute() for i in range(6)]  # each holds pooled memory
+    np.testing.assert_array_equal(np.stack(parts), data)
