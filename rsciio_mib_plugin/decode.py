@@ -45,9 +45,6 @@ def decode_frames(payload: np.ndarray, geometry: Geometry, out: np.ndarray | Non
     elif geometry.layout in ("2x2", "2x2G"):
         # Quad 1-bit stays packed until the chips are in place.
         stored = _stream(payload, geometry.depth).reshape(n, height, -1)
-    elif geometry.depth == 1:
-        _unpack_bits_into(_stream(payload, 1), out)
-        return out
     else:
         stored = _unpack(payload, geometry.depth).reshape(n, height, width)
     if geometry.layout in ("2x2", "2x2G"):
@@ -81,11 +78,6 @@ def _unpack(payload: np.ndarray, depth: int) -> np.ndarray:
 _REVERSED_BITS = np.array([int(f"{i:08b}"[::-1], 2) for i in range(256)], dtype=np.uint8)
 
 
-def _unpack_bits_into(packed: np.ndarray, out: np.ndarray) -> None:
-    """Unpack LSB-first bytes into one-byte pixels in ``out``."""
-    out[...] = np.unpackbits(packed, axis=-1, bitorder="little").reshape(out.shape)
-
-
 def _assemble_quad(stored: np.ndarray, out: np.ndarray, gap: int, packed: bool) -> None:
     """Place the four chips of quad RAW rows into the processed orientation.
 
@@ -104,9 +96,6 @@ def _assemble_quad(stored: np.ndarray, out: np.ndarray, gap: int, packed: bool) 
     arranged[:, rows:, c:] = stored[:, ::-1, c - 1 :: -1]
     if packed:
         arranged[:, rows:] = _REVERSED_BITS[arranged[:, rows:]]
-        if not gap:
-            _unpack_bits_into(arranged, out)
-            return
         arranged = np.unpackbits(arranged, axis=2, bitorder="little")
     if not gap:
         out[...] = arranged
