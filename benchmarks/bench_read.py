@@ -173,9 +173,15 @@ def make_files(folder: Path, scan: int) -> tuple[Path, Path]:
         # Written one scan line at a time (a whole 128x128 quad scan decoded is 4 GB);
         # the .hdr of the first line is rewritten for the whole scan.
         with open(raw, "wb") as out:
-            for y in range(scan):
+            for _ in range(scan):
                 line = (rng.integers(0, 20, size=(1, scan, 512, 512), dtype=np.uint8) == 0).astype(np.uint8)
-                part = write_mib(folder / "line.mib", line, counter_depth=1, raw=True, hdr={"ScanY": scan, "Frames in Acquisition": scan * scan})
+                part = write_mib(
+                    folder / "line.mib",
+                    line,
+                    counter_depth=1,
+                    raw=True,
+                    hdr={"ScanY": scan, "Frames in Acquisition": scan * scan},
+                )
                 out.write(part.read_bytes())
         (folder / "line.hdr").replace(raw.with_suffix(".hdr"))
         (folder / "line.mib").unlink()
@@ -184,7 +190,10 @@ def make_files(folder: Path, scan: int) -> tuple[Path, Path]:
 
 def table(rows: list[dict], size: int, array_bytes: int) -> str:
     base = {r["case"]: r["seconds"] for r in rows}
-    out = ["| case | s | GB/s | peak RSS (GB) | RSS / array | × numpy.fromfile | × preadv |", "|---|---|---|---|---|---|---|"]
+    out = [
+        "| case | s | GB/s | peak RSS (GB) | RSS / array | × numpy.fromfile | × preadv |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         ratios = [r["seconds"] / base[k] if k in base else float("nan") for k in ("numpy.fromfile", "preadv 2 threads")]
         out.append(
@@ -203,7 +212,9 @@ def main() -> None:
     args = parser.parse_args()
     processed, raw = make_files(args.dir, args.scan)
     nav = (args.scan, args.scan)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
+    )
     results = {}
     for label, path, names, array_bytes in (
         ("U16 256x256", processed, list(CASES), args.scan**2 * 256 * 256 * 2),
@@ -214,14 +225,18 @@ def main() -> None:
         names = [n for n in names if not any(k in n for k in args.skip)]
         rows = [r for r in (run_case(n, path, nav) for n in names) if r]
         results[label] = rows
-        print(f"\n{label}: {args.scan}x{args.scan} scan, file {size / 1e9:.2f} GB, decoded array {array_bytes / 1e9:.2f} GB")
+        print(
+            f"\n{label}: {args.scan}x{args.scan} scan, file {size / 1e9:.2f} GB, decoded array {array_bytes / 1e9:.2f} GB"
+        )
         print(table(rows, size, array_bytes))
         frames = args.scan**2
         by = {r["case"]: r["seconds"] for r in rows}
         for ours in ("ours load_mib_data eager", "ours lazy sum over scan"):
             for other in ("built-in lazy sum over scan", "LiberTEM SumUDF (inline)"):
                 if ours in by and other in by and ("lazy" in ours) == ("sum" in other):
-                    print(f"{ours}: {frames / by[ours]:.0f} frames/s; {other}: {frames / by[other]:.0f} frames/s; ratio {by[other] / by[ours]:.2f}x")
+                    print(
+                        f"{ours}: {frames / by[ours]:.0f} frames/s; {other}: {frames / by[other]:.0f} frames/s; ratio {by[other] / by[ours]:.2f}x"
+                    )
     pixel = make_pixel_trigger_file(args.dir)
     CASES["open lazily, shape from timestamps"] = OPEN_CASE
     row = run_case("open lazily, shape from timestamps", pixel, (256, 256))

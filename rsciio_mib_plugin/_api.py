@@ -29,8 +29,13 @@ def read_evidence(prop: MIBProperties, count: int = EVIDENCE_FRAMES) -> Evidence
 
 def _plans(prop: MIBProperties, navigation_shape, first_frame, last_frame, counters) -> list[ScanPlan]:
     plans = plan_scan(
-        prop.number_of_frames_in_file, first_frame, last_frame, navigation_shape, prop.hdr,
-        lambda count: read_evidence(prop, count), counters,
+        prop.number_of_frames_in_file,
+        first_frame,
+        last_frame,
+        navigation_shape,
+        prop.hdr,
+        lambda count: read_evidence(prop, count),
+        counters,
     )
     for plan in plans:
         for message in plan.messages:
@@ -72,8 +77,20 @@ def _show_progressbar(value) -> bool:
 
 
 def _load(
-    path, lazy, chunks, mmap_mode, navigation_shape, first_frame, last_frame, mib_prop, return_headers, print_info,
-    return_mmap, series=False, counters=None, show_progressbar=None,
+    path,
+    lazy,
+    chunks,
+    mmap_mode,
+    navigation_shape,
+    first_frame,
+    last_frame,
+    mib_prop,
+    return_headers,
+    print_info,
+    return_mmap,
+    series=False,
+    counters=None,
+    show_progressbar=None,
 ):
     """Read every dataset of a file: ``([data, ...], prop, [plan, ...])``."""
     prop = mib_prop if mib_prop is not None else MIBProperties.from_path(path, series=series)
@@ -98,7 +115,11 @@ def _load(
         elif lazy:
             out.append(lazy_array(prop.segments, geometry, plan, chunks))
         else:
-            out.append(read_planned(source, prop.segments, geometry, plan, show_progressbar=_show_progressbar(show_progressbar)))
+            out.append(
+                read_planned(
+                    source, prop.segments, geometry, plan, show_progressbar=_show_progressbar(show_progressbar)
+                )
+            )
     return out, prop, plans
 
 
@@ -164,8 +185,20 @@ def load_mib_data(
         When the file is malformed.
     """
     data, _, _ = _load(
-        path, lazy, chunks, mmap_mode, navigation_shape, first_frame, last_frame, mib_prop,
-        return_headers, print_info, return_mmap, series, counters, show_progressbar,
+        path,
+        lazy,
+        chunks,
+        mmap_mode,
+        navigation_shape,
+        first_frame,
+        last_frame,
+        mib_prop,
+        return_headers,
+        print_info,
+        return_mmap,
+        series,
+        counters,
+        show_progressbar,
     )
     return data[0] if len(data) == 1 else data
 
@@ -227,8 +260,20 @@ def file_reader(
     if unknown:
         raise TypeError(f"file_reader() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
     datasets, prop, plans = _load(
-        filename, lazy, chunks, mmap_mode, navigation_shape, first_frame, last_frame,
-        kwargs.get("mib_prop"), False, print_info, False, series, counters, show_progressbar,
+        filename,
+        lazy,
+        chunks,
+        mmap_mode,
+        navigation_shape,
+        first_frame,
+        last_frame,
+        kwargs.get("mib_prop"),
+        False,
+        print_info,
+        False,
+        series,
+        counters,
+        show_progressbar,
     )
     out = []
     for data, plan in zip(datasets, plans):

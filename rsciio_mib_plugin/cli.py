@@ -30,12 +30,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rsciio-mib", description="Quantum Detectors Merlin .mib files: look, view, convert.")
+    parser = argparse.ArgumentParser(
+        prog="rsciio-mib", description="Quantum Detectors Merlin .mib files: look, view, convert."
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="write a small synthetic 4D-STEM scan, load it with hs.load, save a preview")
-    demo.add_argument("dir", nargs="?", default="rsciio-mib-demo", help="folder for the demo files (default: %(default)s)")
+    demo.add_argument(
+        "dir", nargs="?", default="rsciio-mib-demo", help="folder for the demo files (default: %(default)s)"
+    )
     demo.set_defaults(run=_demo)
 
     info = sub.add_parser("info", help="what is in each file: layout, type, frames, scan shape and why")
@@ -44,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("--series", action="store_true", help="read numbered sibling files as one acquisition")
     info.set_defaults(run=_info)
 
-    view = sub.add_parser("view", help="PNG of the mean diffraction pattern (log scale) and a virtual bright-field image")
+    view = sub.add_parser(
+        "view", help="PNG of the mean diffraction pattern (log scale) and a virtual bright-field image"
+    )
     view.add_argument("file")
     view.add_argument("-o", "--output", help="PNG to write (default: <file stem>_preview.png)")
     view.add_argument("--navigation-shape", type=_shape, help="scan shape X,Y when the file does not say it")
@@ -54,7 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("files", nargs="+")
     convert.add_argument("-o", "--output-dir", required=True, help="folder for the converted files")
     convert.add_argument("--format", choices=("zspy", "hspy"), default="zspy")
-    convert.add_argument("--chunks", type=_shape, help="chunks of the saved array, comma separated (default: HyperSpy's)")
+    convert.add_argument(
+        "--chunks", type=_shape, help="chunks of the saved array, comma separated (default: HyperSpy's)"
+    )
     convert.add_argument("--navigation-shape", type=_shape, help="scan shape X,Y when the files do not say it")
     convert.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     convert.set_defaults(run=_convert)
@@ -198,7 +206,13 @@ def preview(path, output, navigation_shape=None) -> Path:
     y, x = np.ogrid[:rows, :cols]
     cy, cx = np.unravel_index(np.argmax(mean), mean.shape) if mean.max() > 0 else (rows // 2, cols // 2)
     weights = mean * ((y - cy) ** 2 + (x - cx) ** 2 <= (min(rows, cols) / 16) ** 2)
-    cy, cx = [float(v) for v in (np.average(np.arange(rows), weights=weights.sum(1) + 1e-12), np.average(np.arange(cols), weights=weights.sum(0) + 1e-12))]
+    cy, cx = [
+        float(v)
+        for v in (
+            np.average(np.arange(rows), weights=weights.sum(1) + 1e-12),
+            np.average(np.arange(cols), weights=weights.sum(0) + 1e-12),
+        )
+    ]
     disc = ((y - cy) ** 2 + (x - cx) ** 2) <= (min(rows, cols) / 8) ** 2
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), dpi=100)
     axes[0].imshow(np.log1p(mean), cmap="inferno")

@@ -73,7 +73,9 @@ def read_hdr(path: str | os.PathLike) -> dict[str, str] | None:
         with open(path, "rb") as f:
             raw = f.read(MAX_HDR_BYTES + 1)
     except OSError as err:
-        warnings.warn(f"{path}: cannot read the .hdr side file ({err}); using the frame headers only", MIBWarning, stacklevel=3)
+        warnings.warn(
+            f"{path}: cannot read the .hdr side file ({err}); using the frame headers only", MIBWarning, stacklevel=3
+        )
         return None
     if len(raw) > MAX_HDR_BYTES:
         warnings.warn(
@@ -84,11 +86,17 @@ def read_hdr(path: str | os.PathLike) -> dict[str, str] | None:
         )
         return None
     if b"\x00" in raw.rstrip(b"\x00 "):
-        warnings.warn(f"{path}: the .hdr side file contains binary data; using the frame headers only", MIBWarning, stacklevel=3)
+        warnings.warn(
+            f"{path}: the .hdr side file contains binary data; using the frame headers only", MIBWarning, stacklevel=3
+        )
         return None
     parsed = parse_hdr_text(raw.decode("latin-1"))
     if not parsed:
-        warnings.warn(f"{path}: the .hdr side file has no 'Key:<TAB>Value' lines; using the frame headers only", MIBWarning, stacklevel=3)
+        warnings.warn(
+            f"{path}: the .hdr side file has no 'Key:<TAB>Value' lines; using the frame headers only",
+            MIBWarning,
+            stacklevel=3,
+        )
         return None
     return parsed
 

@@ -115,8 +115,7 @@ def header_length(probe: bytes, source: str = "<buffer>", frame: int = 0, offset
         )
     if len(fields) < 4:
         raise MIBFormatError(
-            f"{where(source, frame, offset)}: frame header truncated before the "
-            "header-length field (field 2)"
+            f"{where(source, frame, offset)}: frame header truncated before the header-length field (field 2)"
         )
     length = _int(fields[2], "header length (field 2)", source, frame, offset)
     if not 16 <= length <= MAX_HEADER_BYTES:
@@ -160,10 +159,7 @@ def parse_header(raw: bytes, source: str = "<buffer>", frame: int = 0, offset: i
     if not fields or fields[0] != "MQ1":
         raise MIBFormatError(f"{at}: expected 'MQ1' as field 0, found {decoded[:8]!r}")
     if len(fields) < 14:
-        raise MIBFormatError(
-            f"{at}: frame header has {len(fields)} fields, expected at least 14 "
-            "(MQ1 ... gain mode)"
-        )
+        raise MIBFormatError(f"{at}: frame header has {len(fields)} fields, expected at least 14 (MQ1 ... gain mode)")
 
     def num(index: int, name: str, base: int = 10) -> int:
         return _int(fields[index], f"{name} (field {index})", source, frame, offset, base)
@@ -175,8 +171,7 @@ def parse_header(raw: bytes, source: str = "<buffer>", frame: int = 0, offset: i
     pixel_type = fields[6].strip()
     if pixel_type not in PROCESSED_BITS and pixel_type != "R64":
         raise MIBFormatError(
-            f"{at}: pixel type (field 6) is {pixel_type!r}, expected one of "
-            f"{', '.join(list(PROCESSED_BITS) + ['R64'])}"
+            f"{at}: pixel type (field 6) is {pixel_type!r}, expected one of {', '.join(list(PROCESSED_BITS) + ['R64'])}"
         )
     for name, value in (("number of chips", chips), ("image width", width), ("image height", height)):
         if value <= 0:
@@ -192,16 +187,13 @@ def parse_header(raw: bytes, source: str = "<buffer>", frame: int = 0, offset: i
         if len(tail) >= 2:
             ns = tail[1].strip()
             if not ns.endswith("ns"):
-                raise MIBFormatError(
-                    f"{at}: exposure (field {ext + 2}) is {ns!r}, expected '<integer>ns'"
-                )
+                raise MIBFormatError(f"{at}: exposure (field {ext + 2}) is {ns!r}, expected '<integer>ns'")
             exposure_ns = _int(ns[:-2], f"exposure in ns (field {ext + 2})", source, frame, offset)
         if len(tail) >= 3:
             depth = _int(tail[2], f"counter depth (field {ext + 3})", source, frame, offset)
             if depth not in COUNTER_DEPTHS:
                 raise MIBFormatError(
-                    f"{at}: counter depth (field {ext + 3}) is {depth}, expected one of "
-                    f"{COUNTER_DEPTHS}"
+                    f"{at}: counter depth (field {ext + 3}) is {depth}, expected one of {COUNTER_DEPTHS}"
                 )
 
     return FrameHeader(
@@ -257,18 +249,14 @@ def _int(value, name: str, source: str, frame: int, offset: int, base: int = 10)
     try:
         return int(text.strip(), base)
     except ValueError:
-        raise MIBFormatError(
-            f"{where(source, frame, offset)}: {name} is {text!r}, expected an integer"
-        ) from None
+        raise MIBFormatError(f"{where(source, frame, offset)}: {name} is {text!r}, expected an integer") from None
 
 
 def _float(value: str, name: str, source: str, frame: int, offset: int) -> float:
     try:
         return float(value)
     except ValueError:
-        raise MIBFormatError(
-            f"{where(source, frame, offset)}: {name} is {value!r}, expected a number"
-        ) from None
+        raise MIBFormatError(f"{where(source, frame, offset)}: {name} is {value!r}, expected a number") from None
 
 
 def header_values(raw, index: int = 0) -> tuple[str, float, int]:

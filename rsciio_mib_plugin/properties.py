@@ -7,8 +7,8 @@ import os
 import re
 import warnings
 
-from .errors import MIBFormatError, MIBWarning, where
 from . import stream
+from .errors import MIBFormatError, MIBWarning, where
 from .hdr import COUNTER_DEPTH, find_hdr, hdr_int, parse_hdr_text, read_hdr
 from .header import FrameHeader
 from .layout import Geometry, count_frames, frame_geometry
@@ -62,7 +62,7 @@ class MIBProperties:
         self.series_gaps: list[dict] = []
 
     @classmethod
-    def from_path(cls, path, series: bool = False) -> "MIBProperties":
+    def from_path(cls, path, series: bool = False) -> MIBProperties:
         """Parse a file, buffer or series (see :meth:`parse_file`)."""
         prop = cls()
         prop.parse_file(path, series=series)
@@ -87,7 +87,9 @@ class MIBProperties:
             frame, or a later frame header disagrees with the first.
         """
         if not isinstance(path, (str, os.PathLike, bytes, bytearray, memoryview, list, tuple)):
-            raise TypeError(f"`path` must be a str, pathlib.Path, bytes-like buffer or list of paths, not {type(path).__name__}")
+            raise TypeError(
+                f"`path` must be a str, pathlib.Path, bytes-like buffer or list of paths, not {type(path).__name__}"
+            )
         if isinstance(path, (list, tuple)):
             if not path:
                 raise ValueError("`path` is an empty list of files")
@@ -172,9 +174,25 @@ class MIBProperties:
     def as_dict(self) -> dict:
         """Plain values for ``original_metadata`` (what the built-in stores)."""
         keys = (
-            "path", "buffer", "merlin_size", "assembly_size", "raw", "dynamic_range", "dtype",
-            "head_size", "offset", "navigation_shape", "xy", "number_of_frames_in_file", "gap",
-            "detector_geometry", "roi_rows", "exposure", "timestamp", "file_size", "counter_depth",
+            "path",
+            "buffer",
+            "merlin_size",
+            "assembly_size",
+            "raw",
+            "dynamic_range",
+            "dtype",
+            "head_size",
+            "offset",
+            "navigation_shape",
+            "xy",
+            "number_of_frames_in_file",
+            "gap",
+            "detector_geometry",
+            "roi_rows",
+            "exposure",
+            "timestamp",
+            "file_size",
+            "counter_depth",
         )
         out = {}
         for key in keys:

@@ -135,7 +135,9 @@ def memmap_frames(source: Source, geometry: Geometry, n_frames: int, plan: ScanP
     if len(shape) == 2 and not plan.contiguous:
         per_line = plan.line_frames or shape[1] * plan.step
         strides = (per_line * dtype.itemsize, plan.step * dtype.itemsize)
-        view = np.lib.stride_tricks.as_strided(frames[first:], shape=shape, strides=strides, writeable=frames.flags.writeable)
+        view = np.lib.stride_tricks.as_strided(
+            frames[first:], shape=shape, strides=strides, writeable=frames.flags.writeable
+        )
     else:
         view = frames[first : first + (math.prod(shape) - 1) * plan.step + 1 : plan.step].reshape(shape)
     return view if plan.shape else view[0]
@@ -146,7 +148,12 @@ PROGRESS_BYTES = 256 << 20
 
 
 def read_planned(
-    source: Source, segments: tuple[Segment, ...], geometry: Geometry, plan: ScanPlan, threads: int = 2, show_progressbar: bool = False
+    source: Source,
+    segments: tuple[Segment, ...],
+    geometry: Geometry,
+    plan: ScanPlan,
+    threads: int = 2,
+    show_progressbar: bool = False,
 ) -> np.ndarray:
     """Read and decode the planned frames into a new native array shaped like the scan."""
     out = np.empty((plan.count,) + geometry.shape, dtype=geometry.dtype)
@@ -178,7 +185,13 @@ def _pieces(segments: tuple[Segment, ...], frames: np.ndarray, per_block: int) -
 
 
 def read_frames(
-    source: Source, segments: tuple[Segment, ...], geometry: Geometry, frames: np.ndarray, out: np.ndarray, threads: int = 1, progress=None
+    source: Source,
+    segments: tuple[Segment, ...],
+    geometry: Geometry,
+    frames: np.ndarray,
+    out: np.ndarray,
+    threads: int = 1,
+    progress=None,
 ) -> None:
     """Read frames (numbers in the acquisition) into ``out``, files in parallel blocks.
 
@@ -364,7 +377,9 @@ class _ChunkMemory:
 _chunk_memory = _ChunkMemory()
 
 
-def read_chunk(segments: tuple[Segment, ...], geometry: Geometry, plan: ScanPlan, slices: tuple[slice, ...]) -> np.ndarray:
+def read_chunk(
+    segments: tuple[Segment, ...], geometry: Geometry, plan: ScanPlan, slices: tuple[slice, ...]
+) -> np.ndarray:
     """Read one chunk: the frames under its navigation slices, whole, then its signal slice."""
     nav = len(plan.shape)
     nav_slices, sig_slices = slices[:nav], slices[nav:]

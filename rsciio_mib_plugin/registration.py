@@ -79,7 +79,14 @@ def register() -> bool:
         non_uniform_axis=spec["non_uniform_axis"],
         api=API,
     )
-    builtin = dict(copy.deepcopy(_saved), name=BUILTIN_NAME, name_aliases=[], file_extensions=[BUILTIN_EXTENSION], default_extension=0, writes=False)
+    builtin = dict(
+        copy.deepcopy(_saved),
+        name=BUILTIN_NAME,
+        name_aliases=[],
+        file_extensions=[BUILTIN_EXTENSION],
+        default_extension=0,
+        writes=False,
+    )
     plugins.append(builtin)
     return True
 

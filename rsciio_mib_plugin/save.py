@@ -48,7 +48,11 @@ def file_writer(filename, signal: dict, flip_y: bool = True, counter_depth: int 
         data = data[..., ::-1, :]
     md = signal.get("metadata", {})
     exposure = (
-        md.get("Acquisition_instrument", {}).get("TEM", {}).get("Detector", {}).get("Diffraction", {}).get("exposure_time")
+        md.get("Acquisition_instrument", {})
+        .get("TEM", {})
+        .get("Detector", {})
+        .get("Diffraction", {})
+        .get("exposure_time")
         or md.get("Acquisition_instrument", {}).get("dwell_time")
         or 0.001
     )

@@ -51,7 +51,9 @@ class ScanPlan:
 
     @property
     def contiguous(self) -> bool:
-        return self.step == 1 and (self.line_frames is None or len(self.shape) < 2 or self.line_frames == self.shape[-1])
+        return self.step == 1 and (
+            self.line_frames is None or len(self.shape) < 2 or self.line_frames == self.shape[-1]
+        )
 
     def frame_numbers(self, nav_slices: tuple[slice, ...] | None = None) -> np.ndarray:
         """File frame numbers of the scan positions under ``nav_slices`` (C order)."""
@@ -76,8 +78,7 @@ def select_frames(n_frames: int, first_frame, last_frame) -> tuple[int, int]:
     start, stop, _ = slice(first_frame, last_frame).indices(n_frames)
     if stop <= start:
         raise ValueError(
-            f"first_frame={first_frame}, last_frame={last_frame} select no frame: the "
-            f"file holds {n_frames} frames"
+            f"first_frame={first_frame}, last_frame={last_frame} select no frame: the file holds {n_frames} frames"
         )
     return start, stop
 
@@ -88,8 +89,7 @@ def check_navigation_shape(navigation_shape) -> tuple[int, ...] | None:
         return None
     if not isinstance(navigation_shape, tuple):
         raise TypeError(
-            f"`navigation_shape` must be None or a tuple such as (x, y), not "
-            f"{type(navigation_shape).__name__}"
+            f"`navigation_shape` must be None or a tuple such as (x, y), not {type(navigation_shape).__name__}"
         )
     if len(navigation_shape) == 0:
         raise ValueError("`navigation_shape` must not be empty")
@@ -157,7 +157,9 @@ def line_length_from_times(times_ns: np.ndarray, total: int | None = None) -> tu
         details["reason"] = "long frame periods do not recur once per line"
         return None, details
     if long.size == 1 and total is not None and total % width:
-        details["reason"] = f"one long frame period after frame {width - 1}, and {total} frames are not whole lines of {width}"
+        details["reason"] = (
+            f"one long frame period after frame {width - 1}, and {total} frames are not whole lines of {width}"
+        )
         return None, details
     details["line_length"] = width
     return width, details
@@ -220,7 +222,9 @@ def counter_pattern(counters: np.ndarray) -> tuple[list[int], dict]:
     period = len(values)
     order = counters[:period].tolist()
     size = counters.size - counters.size % period
-    if sorted(order) != sorted(values) or not np.array_equal(counters[:size].reshape(-1, period), np.tile(order, (size // period, 1))):
+    if sorted(order) != sorted(values) or not np.array_equal(
+        counters[:size].reshape(-1, period), np.tile(order, (size // period, 1))
+    ):
         return [], {"counter_values": values, "reason": "counter fields do not repeat in a fixed order"}
     return order, {"counter_order": order}
 
@@ -426,7 +430,9 @@ def _fit(plan: ScanPlan, scan: tuple[int, ...] | None, whole: bool, explicit: bo
         plan.shape = scan
     else:
         plan.shape = (available,) if available > 1 else ()
-        plan.messages.append(f"scan shape {scan[::-1]} needs {wanted} frames, the file holds {available}; loading them as a stack")
+        plan.messages.append(
+            f"scan shape {scan[::-1]} needs {wanted} frames, the file holds {available}; loading them as a stack"
+        )
 
     if plan.line_frames and len(plan.shape) == 2:
         flyback = plan.details["flyback"]

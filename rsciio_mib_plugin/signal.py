@@ -8,8 +8,8 @@ import numpy as np
 
 from .hdr import hdr_get
 from .header import iso_time
-from .scan import ScanPlan
 from .properties import MIBProperties
+from .scan import ScanPlan
 
 GAIN_MODES = {0: "SLGM", 1: "LGM", 2: "HGM", 3: "SHGM"}
 PIXEL_SIZE_M = 55e-6  # Medipix3 pixel pitch
@@ -91,9 +91,8 @@ def original_metadata(prop: MIBProperties, plan: ScanPlan, flip_y: bool) -> dict
         "messages": plan.messages,
     }
     if prop.raw:
-        reading["raw_decoding"] = (
-            f"R64 {prop.counter_depth}-bit words decoded (mib-format.md 4.2)"
-            + (", quad chips reassembled (4.5)" if prop.header.chips == 4 else "")
+        reading["raw_decoding"] = f"R64 {prop.counter_depth}-bit words decoded (mib-format.md 4.2)" + (
+            ", quad chips reassembled (4.5)" if prop.header.chips == 4 else ""
         )
     out = {
         "mib_properties": prop.as_dict(),

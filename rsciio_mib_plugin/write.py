@@ -88,7 +88,9 @@ def write_mib(
         raise ValueError(f"frames must not have more rows than columns, got {rows}x{cols}")
     depth = counter_depth if counter_depth is not None else _DEFAULT_DEPTH.get(data.dtype)
     if depth not in _DEPTH_TYPES:
-        raise ValueError(f"counter depth must be 1, 6, 12 or 24 (or implied by a uint dtype), got {depth} for {data.dtype}")
+        raise ValueError(
+            f"counter depth must be 1, 6, 12 or 24 (or implied by a uint dtype), got {depth} for {data.dtype}"
+        )
     if data.size and (data.min() < 0 or int(data.max()) >= 1 << depth):
         raise ValueError(f"values must fit in {depth} bits (0..{(1 << depth) - 1})")
     layout, chips, select = _LAYOUTS[cols]
@@ -104,7 +106,11 @@ def write_mib(
         times = _START + steps.astype("timedelta64[ns]")
     else:
         times = np.asarray(timestamps)
-        times = times.astype("datetime64[ns]") if times.dtype.kind == "M" else times.astype(np.int64).astype("datetime64[ns]")
+        times = (
+            times.astype("datetime64[ns]")
+            if times.dtype.kind == "M"
+            else times.astype(np.int64).astype("datetime64[ns]")
+        )
         if times.shape != (n,):
             raise ValueError(f"`timestamps` needs one value per frame ({n}), got shape {times.shape}")
 
@@ -128,8 +134,19 @@ def write_mib(
             f.write(mpx_message(b"HDR," + hdr_bytes[len(b"HDR,") :].rstrip(b" ")))
         for i in range(n):
             text = _frame_header_text(
-                first_number + i, header_bytes, chips, stored_w, stored_h, pixel_type, layout, select,
-                times[i], float(exposures[i]), int(counters[i]), depth, mq1a,
+                first_number + i,
+                header_bytes,
+                chips,
+                stored_w,
+                stored_h,
+                pixel_type,
+                layout,
+                select,
+                times[i],
+                float(exposures[i]),
+                int(counters[i]),
+                depth,
+                mq1a,
             )
             frame = text.ljust(header_bytes, b"\x00") + payloads[i].tobytes()
             f.write(mpx_message(frame) if mpx else frame)
@@ -138,12 +155,26 @@ def write_mib(
     return path
 
 
-def _frame_header_text(seq, header_bytes, chips, width, height, pixel_type, layout, select, time, exposure, counter, depth, mq1a) -> bytes:
+def _frame_header_text(
+    seq, header_bytes, chips, width, height, pixel_type, layout, select, time, exposure, counter, depth, mq1a
+) -> bytes:
     local = (time + np.timedelta64(1, "h")).astype("datetime64[us]")
     fields = [
-        "MQ1", f"{seq:06d}", f"{header_bytes:05d}", f"{chips:02d}", f"{width:04d}", f"{height:04d}",
-        pixel_type, f"{layout:>6}", f"{select:02X}", str(local).replace("T", " "), f"{exposure:.6f}",
-        str(counter), "0", "0", *(_merlin_float(t) for t in _THRESHOLDS),
+        "MQ1",
+        f"{seq:06d}",
+        f"{header_bytes:05d}",
+        f"{chips:02d}",
+        f"{width:04d}",
+        f"{height:04d}",
+        pixel_type,
+        f"{layout:>6}",
+        f"{select:02X}",
+        str(local).replace("T", " "),
+        f"{exposure:.6f}",
+        str(counter),
+        "0",
+        "0",
+        *(_merlin_float(t) for t in _THRESHOLDS),
     ]
     for _ in range(chips):
         fields += ["3RX", *_DACS.split(",")]
@@ -162,7 +193,7 @@ def _merlin_float(value: float) -> str:
 
 
 def _hdr_text(scan, n, depth, layout, chips, time, overrides) -> bytes:
-    scan_y, scan_x = (scan if len(scan) == 2 else (None, None))
+    scan_y, scan_x = scan if len(scan) == 2 else (None, None)
     local = (time + np.timedelta64(1, "h")).astype("datetime64[s]").item()
     chip_ids = ",".join(["W556_B4"] + ["W556_J2", "W556_M5", "W556_G4"][: chips - 1] + [" - "] * (4 - chips))
     entries = {

@@ -37,8 +37,15 @@ def quad(tmp_path):
 
 def test_public_api_names():
     assert set(rsciio_mib_plugin.__all__) >= {
-        "file_reader", "load_mib_data", "parse_exposures", "parse_timestamps",
-        "MIBProperties", "MIBFormatError", "write_mib", "register", "unregister",
+        "file_reader",
+        "load_mib_data",
+        "parse_exposures",
+        "parse_timestamps",
+        "MIBProperties",
+        "MIBFormatError",
+        "write_mib",
+        "register",
+        "unregister",
     }
     assert issubclass(MIBFormatError, ValueError)
 

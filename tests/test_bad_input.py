@@ -69,7 +69,7 @@ def test_frame_in_the_middle_out_of_step(good):
     size = 384 + 2 * FRAME[0] * FRAME[1]
     raw[5 * size : 5 * size + 4] = b"XXXX"  # header 5 damaged (e.g. an inserted byte)
     path.write_bytes(bytes(raw))
-    with pytest.raises(MIBFormatError, match=r"frame 5 \(byte offset %d\)" % (5 * size)):
+    with pytest.raises(MIBFormatError, match=rf"frame 5 \(byte offset {5 * size}\)"):
         load_mib_data(path, return_mmap=False)
     with pytest.raises(MIBFormatError, match="frame 5"):
         load_mib_data(path, lazy=True, return_mmap=False).compute()
@@ -77,7 +77,14 @@ def test_frame_in_the_middle_out_of_step(good):
     np.testing.assert_array_equal(load_mib_data(path, return_mmap=False, last_frame=5).shape, (5,) + FRAME)
 
 
-@pytest.mark.parametrize("content, message", [(b"", "no data"), (b"hello world, this is not a mib file" * 20, "not a Merlin frame header"), (b"MQ1", "truncated")])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "no data"),
+        (b"hello world, this is not a mib file" * 20, "not a Merlin frame header"),
+        (b"MQ1", "truncated"),
+    ],
+)
 def test_not_mib_files(tmp_path, content, message):
     path = tmp_path / "bad.mib"
     path.write_bytes(content)
@@ -200,7 +207,12 @@ def _read_everything(raw: bytes) -> None:
         warnings.simplefilter("ignore", MIBWarning)
         path = Path(folder) / "fuzz.mib"
         path.write_bytes(raw)
-        for source, kwargs in ((raw, {"return_mmap": False}), (raw, {}), (path, {"return_mmap": False}), (path, {"lazy": True, "return_mmap": False})):
+        for source, kwargs in (
+            (raw, {"return_mmap": False}),
+            (raw, {}),
+            (path, {"return_mmap": False}),
+            (path, {"lazy": True, "return_mmap": False}),
+        ):
             try:
                 out = load_mib_data(source, **kwargs)
                 out = out.compute() if hasattr(out, "compute") else out

@@ -19,9 +19,7 @@ import textwrap
 
 import pytest
 import rsciio._io_plugins as rsciio_io
-
 from conftest import REPO
-
 
 
 @pytest.fixture
@@ -87,7 +85,16 @@ def test_specifications_yaml_matches_the_package():
     top = yaml.safe_load((REPO / "specifications.yaml").read_text())
     shipped = yaml.safe_load((REPO / "rsciio_mib_plugin" / "specifications.yaml").read_text())
     assert top == shipped
-    assert set(top) == {"name", "name_aliases", "description", "full_support", "file_extensions", "default_extension", "writes", "non_uniform_axis"}
+    assert set(top) == {
+        "name",
+        "name_aliases",
+        "description",
+        "full_support",
+        "file_extensions",
+        "default_extension",
+        "writes",
+        "non_uniform_axis",
+    }
     assert "mib" in top["file_extensions"]
 
 
@@ -100,7 +107,9 @@ def _make_env(root, editable: bool):
     python = root / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     purelib = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     deps = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *site.getsitepackages()}
     with open(os.path.join(purelib, "zz_test_dependencies.pth"), "w") as f:
@@ -175,4 +184,7 @@ def test_registration_order_with_imports(fresh_python, samples, tmp_path):
         s = hs.load({str(samples / "001_4x2_6bit.mib")!r})
         print(claim, s.metadata.General.FileIO.Number_0.io_plugin)
     """
-    assert _run(fresh_python, code, {"RSCIIO_MIB_PLUGIN_AUTOLOAD": "0"}, cwd=tmp_path) == "['QuantumDetector'] rsciio_mib_plugin"
+    assert (
+        _run(fresh_python, code, {"RSCIIO_MIB_PLUGIN_AUTOLOAD": "0"}, cwd=tmp_path)
+        == "['QuantumDetector'] rsciio_mib_plugin"
+    )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import reference_raw, reference_read
+
 from rsciio_mib_plugin import MIBProperties, file_reader, load_mib_data
 
 PROCESSED = [

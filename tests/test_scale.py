@@ -27,9 +27,12 @@ def files(tmp_path_factory):
 def test_lazy_arrays_compute_on_a_local_cluster(files):
     import distributed
 
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         for path, data in files.values():
             lazy = load_mib_data(path, lazy=True, return_mmap=False, distributed=True, chunks=(1, 2) + data.shape[2:])
             assert lazy.npartitions > 1

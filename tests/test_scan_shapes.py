@@ -40,7 +40,9 @@ def test_line_trigger_with_flyback_frames_from_scanx_scany(tmp_path, where, k):
     lines, exposures = with_flyback(data, k, where)
     total = lines.shape[0] * lines.shape[1]
     path = write_mib(
-        tmp_path / "fly.mib", lines.reshape((-1,) + FRAME), exposure=exposures.ravel(),
+        tmp_path / "fly.mib",
+        lines.reshape((-1,) + FRAME),
+        exposure=exposures.ravel(),
         hdr={"ScanX": 8, "ScanY": 6, "Frames in Acquisition": total, "Frames per Trigger": 8 + k},
     )
     with pytest.warns(MIBWarning, match=f"{k} flyback frame.*{where} of each line .{6 * k} in all; exposure outliers"):
@@ -64,7 +66,9 @@ def test_line_trigger_with_flyback_frames_from_scanx_scany(tmp_path, where, k):
 def test_flyback_without_exposure_evidence_is_assumed_at_line_end(tmp_path):
     data = scan_frames(4, 5)
     lines, _ = with_flyback(data, 1, "end")
-    path = write_mib(tmp_path / "fly.mib", lines.reshape((-1,) + FRAME), hdr={"ScanX": 5, "ScanY": 4, "Frames in Acquisition": 24})
+    path = write_mib(
+        tmp_path / "fly.mib", lines.reshape((-1,) + FRAME), hdr={"ScanX": 5, "ScanY": 4, "Frames in Acquisition": 24}
+    )
     with pytest.warns(MIBWarning, match="assumed at the end"):
         (d,) = file_reader(path, flip_y=False)
     np.testing.assert_array_equal(d["data"], data)
@@ -74,11 +78,19 @@ def test_flyback_found_from_exposures_alone(tmp_path):
     # pixel trigger, no ScanX/ScanY: the flyback frame recurs every 9 frames
     data = scan_frames(5, 8)
     lines, exposures = with_flyback(data, 1, "start")
-    path = write_mib(tmp_path / "fly.mib", lines.reshape((-1,) + FRAME), exposure=exposures.ravel(), hdr={"ScanX": None, "ScanY": None, "Frames per Trigger": 1})
+    path = write_mib(
+        tmp_path / "fly.mib",
+        lines.reshape((-1,) + FRAME),
+        exposure=exposures.ravel(),
+        hdr={"ScanX": None, "ScanY": None, "Frames per Trigger": 1},
+    )
     with pytest.warns(MIBWarning, match="flyback"):
         (d,) = file_reader(path, flip_y=False)
     np.testing.assert_array_equal(d["data"], data)
-    assert d["original_metadata"]["mib_plugin"]["navigation_shape_rule"] == "frame exposures (flyback frames once per line)"
+    assert (
+        d["original_metadata"]["mib_plugin"]["navigation_shape_rule"]
+        == "frame exposures (flyback frames once per line)"
+    )
     path.with_suffix(".hdr").unlink()
     with pytest.warns(MIBWarning, match="flyback"):
         (d,) = file_reader(path, flip_y=False)
@@ -89,7 +101,12 @@ def test_flyback_with_interrupted_scan(tmp_path):
     data = scan_frames(6, 8)
     lines, exposures = with_flyback(data, 1, "start")
     frames = lines.reshape((-1,) + FRAME)[:40]  # 4 whole lines of 9 + 4 frames
-    path = write_mib(tmp_path / "fly.mib", frames, exposure=exposures.ravel()[:40], hdr={"ScanX": 8, "ScanY": 6, "Frames in Acquisition": 54})
+    path = write_mib(
+        tmp_path / "fly.mib",
+        frames,
+        exposure=exposures.ravel()[:40],
+        hdr={"ScanX": 8, "ScanY": 6, "Frames in Acquisition": 54},
+    )
     with pytest.warns(MIBWarning) as record:
         (d,) = file_reader(path, flip_y=False)
     np.testing.assert_array_equal(d["data"], data[:4])
@@ -103,7 +120,9 @@ def test_pixel_trigger_with_realistic_jitter(tmp_path):
     periods[15::16] += 3_000
     times = np.r_[0, np.cumsum(periods)] + 1_600_000_000_000_000_000
     data = scan_frames(12, 16)
-    path = write_mib(tmp_path / "px.mib", data, timestamps=times, hdr={"ScanX": None, "ScanY": None, "Frames per Trigger": 1})
+    path = write_mib(
+        tmp_path / "px.mib", data, timestamps=times, hdr={"ScanX": None, "ScanY": None, "Frames per Trigger": 1}
+    )
     (d,) = file_reader(path, flip_y=False)
     np.testing.assert_array_equal(d["data"], data)
     info = d["original_metadata"]["mib_plugin"]
@@ -126,7 +145,11 @@ def test_frames_per_trigger_zero_and_missing(tmp_path):
     path = write_mib(tmp_path / "a.mib", data, hdr={"ScanX": None, "ScanY": None, "Frames per Trigger": 0})
     (d,) = file_reader(path, flip_y=False)
     assert d["data"].shape == (6,) + FRAME
-    path = write_mib(tmp_path / "b.mib", data, hdr={"ScanX": None, "ScanY": None, "Frames per Trigger": None, "Frames in Acquisition": None})
+    path = write_mib(
+        tmp_path / "b.mib",
+        data,
+        hdr={"ScanX": None, "ScanY": None, "Frames per Trigger": None, "Frames in Acquisition": None},
+    )
     (d,) = file_reader(path, flip_y=False)
     assert d["data"].shape == (6,) + FRAME
 
@@ -136,7 +159,12 @@ def test_both_counters_split_into_two_datasets(tmp_path):
     # the manual's order: counter 1 first, then counter 0, for every trigger
     frames = np.stack([c1, c0], axis=2).reshape((-1,) + FRAME)
     counters = np.tile([1, 0], 12)
-    path = write_mib(tmp_path / "both.mib", frames, counter=counters, hdr={"Active Counters": "Both", "ScanX": 4, "ScanY": 3, "Frames in Acquisition": 24})
+    path = write_mib(
+        tmp_path / "both.mib",
+        frames,
+        counter=counters,
+        hdr={"Active Counters": "Both", "ScanX": 4, "ScanY": 3, "Frames in Acquisition": 24},
+    )
     datasets = file_reader(path, flip_y=False)
     assert len(datasets) == 2
     by_title = {d["metadata"]["General"]["title"]: d for d in datasets}
@@ -229,7 +257,9 @@ def test_one_trigger_for_the_whole_scan_uses_frame_evidence(tmp_path):
     periods[5::6] += 4_000
     times = np.r_[0, np.cumsum(periods)]
     data = scan_frames(4, 6)
-    path = write_mib(tmp_path / "one.mib", data, timestamps=times, hdr={"ScanX": None, "ScanY": None, "Frames per Trigger": 24})
+    path = write_mib(
+        tmp_path / "one.mib", data, timestamps=times, hdr={"ScanX": None, "ScanY": None, "Frames per Trigger": 24}
+    )
     (d,) = file_reader(path, flip_y=False)
     np.testing.assert_array_equal(d["data"], data)
     # without line structure it stays a stack of every frame

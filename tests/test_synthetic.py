@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import reference_raw, reference_read
+
 from rsciio_mib_plugin import MIBFormatError, MIBProperties, file_reader, load_mib_data, write_mib
 from rsciio_mib_plugin.header import parse_header
 
@@ -18,7 +18,9 @@ def frames(shape, depth, seed=0):
 
 
 @pytest.mark.parametrize("depth", [1, 6, 12, 24])
-@pytest.mark.parametrize("frame", [(256, 256), (128, 256), (64, 256), (512, 512), (514, 514)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize(
+    "frame", [(256, 256), (128, 256), (64, 256), (512, 512), (514, 514)], ids=lambda s: f"{s[0]}x{s[1]}"
+)
 @pytest.mark.parametrize("scan", [(), (5,), (3, 4)], ids=lambda s: "x".join(map(str, s)) or "single")
 @pytest.mark.parametrize("hdr", [True, False], ids=["hdr", "nohdr"])
 def test_processed_round_trip(tmp_path, depth, frame, scan, hdr):
@@ -107,7 +109,9 @@ def test_pixel_trigger_without_hdr_uses_timestamps(tmp_path):
     periods[[4, 9]] += 8_000
     times = np.r_[0, np.cumsum(periods)] + 1_700_000_000_000_000_000
     data = frames((3, 5, 64, 256), 6)
-    path = write_mib(tmp_path / "px.mib", data, timestamps=times, hdr={"ScanX": None, "ScanY": None, "Frames per Trigger": 1})
+    path = write_mib(
+        tmp_path / "px.mib", data, timestamps=times, hdr={"ScanX": None, "ScanY": None, "Frames per Trigger": 1}
+    )
     (d,) = file_reader(path, flip_y=False)
     assert d["data"].shape == (3, 5, 64, 256)
     np.testing.assert_array_equal(d["data"], data)
@@ -126,7 +130,9 @@ def test_single_readout_pause_is_not_a_scan(tmp_path):
     assert d["data"].shape == (12, 64, 256)
     assert "not whole lines" in d["original_metadata"]["mib_plugin"]["navigation_shape_rule"]
     periods[[3, 9]] += 50_000  # long periods, but not once per line
-    path = write_mib(tmp_path / "pause.mib", frames((12, 64, 256), 6), timestamps=np.r_[0, np.cumsum(periods)], hdr=False)
+    path = write_mib(
+        tmp_path / "pause.mib", frames((12, 64, 256), 6), timestamps=np.r_[0, np.cumsum(periods)], hdr=False
+    )
     (d,) = file_reader(path)
     assert d["data"].shape == (12, 64, 256)
     assert "do not recur" in d["original_metadata"]["mib_plugin"]["navigation_shape_rule"]
@@ -173,7 +179,9 @@ def test_raw_metadata_records_the_decoding(tmp_path):
 def test_old_day_first_frame_times(tmp_path):
     # Files before ~2018 wrote "DD/MM/YYYY hh:mm:ss" and no MQ1A (mib-format.md §2.4).
     data = frames((2, 3, 64, 256), 6)
-    path = write_mib(tmp_path / "old.mib", data, mq1a=False, hdr={"ScanX": None, "ScanY": None, "Frames per Trigger": 1})
+    path = write_mib(
+        tmp_path / "old.mib", data, mq1a=False, hdr={"ScanX": None, "ScanY": None, "Frames per Trigger": 1}
+    )
     path.write_bytes(path.read_bytes().replace(b"2024-07-02 ", b"02/07/2024 "))
     (d,) = file_reader(path, flip_y=False)
     np.testing.assert_array_equal(d["data"], data.reshape(6, 64, 256))

@@ -16,11 +16,15 @@ from rsciio_mib_plugin import MIBWarning, file_reader, load_mib_data, write_mib
 from rsciio_mib_plugin.stream import mpx_message
 
 
-
 def cli(*args, cwd=None):
     env = dict(os.environ, MPLBACKEND="Agg")
     return subprocess.run(
-        [sys.executable, "-m", "rsciio_mib_plugin", *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=600
+        [sys.executable, "-m", "rsciio_mib_plugin", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
     )
 
 
@@ -175,12 +179,17 @@ def test_captures_of_every_sample_read_like_the_mib(samples, tmp_path):
         capture = capture_of(mib, tmp_path / f"{mib.stem}.mpx")
         expected = load_mib_data(mib, return_mmap=False)
         np.testing.assert_array_equal(load_mib_data(capture, return_mmap=False), expected, err_msg=mib.name)
-        np.testing.assert_array_equal(load_mib_data(capture.read_bytes(), return_mmap=False), expected, err_msg=mib.name)
+        np.testing.assert_array_equal(
+            load_mib_data(capture.read_bytes(), return_mmap=False), expected, err_msg=mib.name
+        )
         np.testing.assert_array_equal(load_mib_data(capture, lazy=True, return_mmap=False).compute(), expected)
         (a,), (b,) = file_reader(mib), file_reader(capture)
         np.testing.assert_array_equal(a["data"], b["data"])
         assert b["original_metadata"]["hdr_file"] == a["original_metadata"]["hdr_file"]
-        assert b["original_metadata"]["mib_properties"]["number_of_frames_in_file"] == a["original_metadata"]["mib_properties"]["number_of_frames_in_file"]
+        assert (
+            b["original_metadata"]["mib_properties"]["number_of_frames_in_file"]
+            == a["original_metadata"]["mib_properties"]["number_of_frames_in_file"]
+        )
 
 
 def test_capture_cut_off_and_without_hdr(samples, tmp_path):
@@ -207,7 +216,9 @@ def test_write_mib_mpx_round_trip(tmp_path):
 def test_convert_writes_one_file_per_counter(tmp_path):
     frames = np.random.default_rng(5).integers(0, 60, size=(24, 32, 256), dtype=np.uint8)
     path = write_mib(
-        tmp_path / "both.mib", frames, counter=np.tile([1, 0], 12),
+        tmp_path / "both.mib",
+        frames,
+        counter=np.tile([1, 0], 12),
         hdr={"Active Counters": "Both", "ScanX": 4, "ScanY": 3, "Frames in Acquisition": 24},
     )
     done = cli("convert", path, "-o", tmp_path / "out", "--format", "hspy")
