@@ -89,7 +89,8 @@ def describe(path, series: bool = False) -> dict:
     from ._api import _plans, read_evidence
     from .header import parse_evidence
     from .properties import MIBProperties
-    from .read import read_headers, segment_source
+    from .read import read_headers
+    from .source import segment_source
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

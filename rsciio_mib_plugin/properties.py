@@ -10,9 +10,9 @@ import warnings
 from . import stream
 from .errors import MIBFormatError, MIBWarning, where
 from .hdr import COUNTER_DEPTH, find_hdr, hdr_int, parse_hdr_text, read_hdr
-from .header import FrameHeader
+from .header import PROBE_BYTES, FrameHeader, header_length, parse_header
 from .layout import Geometry, count_frames, frame_geometry
-from .read import Segment, Source, open_source, read_header_at
+from .source import Segment, Source, open_source
 
 _DYNAMIC_RANGE = {"U01": "1-bit", "U08": "1 or 6-bit", "U16": "12-bit", "U32": "24-bit", "U64": "64-bit"}
 
@@ -278,6 +278,21 @@ def _series_prefix(path: str) -> str:
     """``/a/scan_0003.mib`` -> ``/a/scan_``: the name without its trailing digits."""
     stem = os.path.splitext(path)[0]
     return stem.rstrip("0123456789")
+
+
+def read_header_at(source: Source, offset: int, frame: int) -> FrameHeader:
+    """Parse the frame header that starts at ``offset``."""
+    probe = source.pread(offset, PROBE_BYTES)
+    if not probe:
+        raise MIBFormatError(f"{where(source.name, frame, offset)}: no data (empty file or buffer)")
+    length = header_length(probe, source.name, frame, offset)
+    raw = source.pread(offset, length)
+    if len(raw) < length:
+        raise MIBFormatError(
+            f"{where(source.name, frame, offset)}: header length (field 2) is {length} bytes "
+            f"but only {len(raw)} bytes follow"
+        )
+    return parse_header(raw, source.name, frame, offset)
 
 
 def _check_same(first: FrameHeader, other: FrameHeader, source: Source, frame: int, geometry: Geometry) -> None:

@@ -16,85 +16,19 @@ import os
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 
 from .decode import decode_frames
 from .errors import MIBFormatError, where
-from .header import PROBE_BYTES, FrameHeader, header_length, parse_header
 from .layout import Geometry
 from .scan import ScanPlan
+from .source import Segment, Source, open_fd, read_exact, segment_source
 
 #: Bytes mapped and decoded at once (bounds the memory beside the output).
 BLOCK_BYTES = 16 << 20
 #: Default lazy chunk size.
 CHUNK_BYTES = 128 << 20
-
-
-@dataclass(frozen=True)
-class Segment:
-    """Frames ``first .. first+count`` of an acquisition, held by one file."""
-
-    path: str | None
-    first: int
-    count: int
-    base: int = 0  # byte offset of frame 0's header in the file
-    prefix: int = 0  # bytes before each frame (MPX captures: 15)
-
-
-@dataclass(frozen=True)
-class Source:
-    """A ``.mib`` file or an in-memory buffer."""
-
-    name: str
-    size: int
-    path: str | None = None
-    buffer: memoryview | None = None
-    base: int = 0
-    prefix: int = 0
-
-    def pread(self, offset: int, length: int) -> bytes:
-        if self.buffer is not None:
-            return bytes(self.buffer[offset : offset + length])
-        with open(self.path, "rb") as f:
-            f.seek(offset)
-            return f.read(length)
-
-
-def segment_source(segment: Segment) -> Source:
-    """The file of one segment as a :class:`Source`."""
-    return Source(name=str(segment.path), size=0, path=segment.path, base=segment.base, prefix=segment.prefix)
-
-
-def open_source(path) -> Source:
-    """Wrap a path (str or os.PathLike) or a bytes-like buffer."""
-    if isinstance(path, (bytes, bytearray, memoryview)):
-        view = memoryview(path).cast("B")
-        return Source(name="<buffer>", size=view.nbytes, buffer=view)
-    if isinstance(path, (str, os.PathLike)):
-        path = os.fspath(path)
-        if isinstance(path, bytes):
-            path = os.fsdecode(path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"No such file: {path!r}")
-        return Source(name=path, size=os.path.getsize(path), path=path)
-    raise TypeError(f"`path` must be a str, pathlib.Path or bytes-like buffer, not {type(path).__name__}")
-
-
-def read_header_at(source: Source, offset: int, frame: int) -> FrameHeader:
-    """Parse the frame header that starts at ``offset``."""
-    probe = source.pread(offset, PROBE_BYTES)
-    if not probe:
-        raise MIBFormatError(f"{where(source.name, frame, offset)}: no data (empty file or buffer)")
-    length = header_length(probe, source.name, frame, offset)
-    raw = source.pread(offset, length)
-    if len(raw) < length:
-        raise MIBFormatError(
-            f"{where(source.name, frame, offset)}: header length (field 2) is {length} bytes "
-            f"but only {len(raw)} bytes follow"
-        )
-    return parse_header(raw, source.name, frame, offset)
 
 
 def _framing(source, geometry: Geometry, data_dtype):
@@ -105,14 +39,21 @@ def _framing(source, geometry: Geometry, data_dtype):
 
 
 def read_headers(source: Source, geometry: Geometry, start: int, count: int) -> np.ndarray:
-    """The raw header bytes of frames ``start .. start+count`` (dtype ``S<n>``)."""
-    dtype, base = _framing(source, geometry, f"V{geometry.payload_bytes}")
-    offset = base + start * dtype.itemsize
-    if source.buffer is not None:
-        frames = np.frombuffer(source.buffer, dtype=dtype, count=count, offset=offset)
-    else:
-        frames = np.memmap(source.path, dtype=dtype, mode="r", offset=offset, shape=(count,))
-    return np.array(frames["header"])
+    """The raw header bytes of frames ``start .. start+count`` (dtype ``S<n>``).
+
+    One ``pread`` per header: only the header bytes are read, and a file that
+    shrinks meanwhile gives short reads, never a signal.
+    """
+    stride = source.prefix + geometry.frame_bytes
+    offsets = source.base + (start + np.arange(count, dtype=np.int64)) * stride
+    raw = source.pread_many(offsets.tolist(), geometry.header_bytes)
+    short = next((i for i, h in enumerate(raw) if len(h) < geometry.header_bytes), None)
+    if short is not None:
+        raise MIBFormatError(
+            f"{where(source.name, start + short, int(offsets[short]))}: file shortened while reading: the frame "
+            f"header is cut off after {len(raw[short])} of {geometry.header_bytes} bytes"
+        )
+    return np.array(raw, dtype=f"S{geometry.header_bytes}")
 
 
 def memmap_frames(source: Source, geometry: Geometry, n_frames: int, plan: ScanPlan, mode: str):
@@ -210,7 +151,7 @@ def read_frames(
     fds = {}
     try:
         for seg in sorted({p[0] for p in pieces}):
-            fds[seg] = os.open(segments[seg].path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            fds[seg] = open_fd(segments[seg].path)
 
         def work(piece):
             seg, local, index, n = piece
@@ -236,41 +177,33 @@ def _frames_per_block(geometry: Geometry) -> int:
     return max(1, BLOCK_BYTES // max(geometry.frame_bytes, decoded))
 
 
+_local = threading.local()
+
+
+def _bounce(nbytes: int) -> np.ndarray:
+    """A per-thread buffer the file is read into before decoding (reused: no page faults)."""
+    buf = getattr(_local, "buffer", None)
+    if buf is None or buf.size < nbytes:
+        buf = _local.buffer = np.empty(nbytes, np.uint8)
+    return buf[:nbytes]
+
+
 def read_into(fd: int, geometry: Geometry, frame: int, out: np.ndarray, segment: Segment) -> None:
     """Read ``len(out)`` consecutive frames starting at file frame ``frame`` into ``out``.
 
-    The frames are mapped for the time of the copy only (a window of at most
-    ``BLOCK_BYTES``), and the pixels are converted from big-endian while they
-    are copied: one pass, about twice as fast as ``preadv`` plus an in-place
-    byte swap. Every frame header on the way is checked to start with ``MQ1,``
+    The block (at most ``BLOCK_BYTES``) is read with ``preadv`` into a reused
+    per-thread buffer, then decoded into ``out``, converting from big-endian
+    while copying: one pass over the output. Reading, not memory-mapping, keeps
+    a file that shrinks meanwhile an error (:class:`MIBFormatError`) instead of
+    a SIGBUS. Every frame header on the way is checked to start with ``MQ1,``
     and to state the same header length, so a frame out of step (a damaged or
     inserted byte mid-file) is an error naming that frame, not garbage pixels.
     """
     lead = segment.prefix + geometry.header_bytes  # bytes before each payload
     stride = lead + geometry.payload_bytes
     offset = segment.base - segment.prefix + frame * stride
-    length = out.shape[0] * stride
-    size = os.fstat(fd).st_size
-    if offset + length > size:
-        raise MIBFormatError(
-            f"{where(segment.path, frame, offset)}: expected {length} bytes, the file ends after "
-            f"{max(0, size - offset)}; it was shortened while reading"
-        )
-    start = offset - offset % mmap.ALLOCATIONGRANULARITY
-    window = mmap.mmap(fd, length + offset - start, access=mmap.ACCESS_READ, offset=start)
-    try:
-        _copy_frames(window, offset - start, geometry, frame, out, segment)
-    finally:
-        try:
-            window.close()
-        except BufferError:  # a view kept alive by an exception's traceback: freed with it
-            pass
-
-
-def _copy_frames(window, at: int, geometry: Geometry, frame: int, out: np.ndarray, segment: Segment) -> None:
-    lead = segment.prefix + geometry.header_bytes
-    frames = np.frombuffer(window, np.uint8, count=out.shape[0] * (lead + geometry.payload_bytes), offset=at)
-    frames = frames.reshape(out.shape[0], -1)
+    frames = _bounce(out.shape[0] * stride).reshape(out.shape[0], stride)
+    read_exact(fd, offset, frames, segment.path, frame)
     _check_headers(frames[:, segment.prefix : segment.prefix + 16], geometry, segment.path, frame, segment)
     decode_frames(frames[:, lead:], geometry, out)
 
@@ -340,20 +273,27 @@ class _ChunkMemory:
     """Memory for lazy chunks, reused once dask has dropped a chunk.
 
     Fresh memory costs a kernel zero-fill on first touch, a fifth of a lazy
-    reduction's time. A chunk is a view of an anonymous map; the map returns
-    to the pool only when the array made on it has been garbage collected,
-    and numpy keeps that array alive while any view of the chunk exists.
-    At most ``keep`` idle maps of each size are kept.
+    reduction's time. A chunk of at least ``min_bytes`` is a view of an
+    anonymous map; the map returns to the pool only when the array made on it
+    has been garbage collected, and numpy keeps that array alive while any
+    view of the chunk exists. At most ``keep`` idle maps of each size are
+    kept; others are dropped and unmapped once their last export is gone
+    (never closed while exported). Smaller chunks are plain arrays: tiny
+    chunks gain nothing from reuse, and one map each would exhaust the
+    process's map count.
     """
 
-    def __init__(self, keep: int = 2):
+    def __init__(self, keep: int = 2, min_bytes: int = 1 << 20):
         self.keep = keep
+        self.min_bytes = min_bytes
         self._idle: dict[int, list] = {}
         self._lock = threading.Lock()
 
     def empty(self, shape: tuple[int, ...], dtype) -> np.ndarray:
         dtype = np.dtype(dtype)
         nbytes = max(1, math.prod(shape) * dtype.itemsize)
+        if nbytes < self.min_bytes:
+            return np.empty(shape, dtype)
         with self._lock:
             idle = self._idle.get(nbytes)
             block = idle.pop() if idle else None
@@ -366,12 +306,12 @@ class _ChunkMemory:
         return base.reshape(shape)
 
     def _release(self, block, nbytes: int) -> None:
+        # Runs while numpy still holds its export of ``block``: closing it here
+        # would raise BufferError, so a block not kept is simply let go.
         with self._lock:
             idle = self._idle.setdefault(nbytes, [])
             if len(idle) < self.keep:
                 idle.append(block)
-                return
-        block.close()
 
 
 _chunk_memory = _ChunkMemory()
