@@ -23,18 +23,31 @@ SCAN_Y = "ScanY"
 
 def find_hdr(mib_path: str | os.PathLike) -> Path | None:
     """Return the side file ``<stem>.hdr`` / ``<stem>.HDR`` next to a ``.mib``."""
-    mib_path = Path(mib_path)
-    for suffix in (".hdr", ".HDR", ".Hdr"):
-        candidate = mib_path.with_suffix(suffix)
-        if candidate.is_file():
-            return candidate
-    stem = mib_path.stem.lower()
-    try:
-        for entry in mib_path.parent.iterdir():
-            if entry.suffix.lower() == ".hdr" and entry.stem.lower() == stem and entry.is_file():
-                return entry
-    except OSError:
-        pass
+    return find_hdr_of_any([mib_path])
+
+
+def find_hdr_of_any(mib_paths: list) -> Path | None:
+    """The ``.hdr`` of the first of ``mib_paths`` that has one.
+
+    The usual spellings are tried first; otherwise each folder is listed once
+    (any case of ``.hdr`` and of the stem), so a series of thousands of files
+    opens in linear time.
+    """
+    listings: dict[Path, dict[str, Path]] = {}
+    for mib_path in map(Path, mib_paths):
+        for suffix in (".hdr", ".HDR", ".Hdr"):
+            candidate = mib_path.with_suffix(suffix)
+            if candidate.is_file():
+                return candidate
+        if mib_path.parent not in listings:
+            try:
+                entries = list(mib_path.parent.iterdir())
+            except OSError:
+                entries = []
+            listings[mib_path.parent] = {e.stem.lower(): e for e in entries if e.suffix.lower() == ".hdr"}
+        found = listings[mib_path.parent].get(mib_path.stem.lower())
+        if found is not None and found.is_file():
+            return found
     return None
 
 
@@ -98,7 +111,29 @@ def read_hdr(path: str | os.PathLike) -> dict[str, str] | None:
             stacklevel=3,
         )
         return None
+    check_numbers(parsed, path)
     return parsed
+
+
+#: Keys whose values decide how frames are read: each must be a whole number.
+NUMERIC_KEYS = (SCAN_X, SCAN_Y, FRAMES_IN_ACQUISITION, FRAMES_PER_TRIGGER, COUNTER_DEPTH)
+
+
+def check_numbers(hdr: dict[str, str], name) -> None:
+    """Warn once per key whose value is not a whole number >= 0 (it is then ignored)."""
+    for prefix in NUMERIC_KEYS:
+        key = next((k for k in hdr if k.lower().startswith(prefix.lower())), None)
+        if key is None:
+            continue
+        text, value = hdr[key], hdr_int(hdr, prefix)
+        if value is None or value < 0:
+            warnings.warn(
+                f"{name}: .hdr key {key!r} is {text[:40]!r}, not a whole number; it is ignored",
+                MIBWarning,
+                stacklevel=4,
+            )
+        elif text.split()[0] != str(value):
+            warnings.warn(f"{name}: .hdr key {key!r} is {text[:40]!r}, read as {value}", MIBWarning, stacklevel=4)
 
 
 def hdr_get(hdr: dict[str, str] | None, prefix: str) -> str | None:
@@ -117,7 +152,15 @@ def hdr_int(hdr: dict[str, str] | None, prefix: str) -> int | None:
     value = hdr_get(hdr, prefix)
     if value is None:
         return None
+    words = value.split()
+    if not words or len(words[0]) > 12:  # nothing real has more digits
+        return None
     try:
-        return int(value.split()[0]) if value.split() else None
+        return int(words[0])
+    except ValueError:
+        pass
+    try:
+        number = float(words[0])  # "4.0" from some software versions
     except ValueError:
         return None
+    return int(number) if number.is_integer() else None

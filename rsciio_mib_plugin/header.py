@@ -7,7 +7,10 @@ on anything malformed. Field positions and their meaning follow
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from .errors import MIBFormatError, where
 
@@ -161,8 +164,8 @@ def parse_header(raw: bytes, source: str = "<buffer>", frame: int = 0, offset: i
     if len(fields) < 14:
         raise MIBFormatError(f"{at}: frame header has {len(fields)} fields, expected at least 14 (MQ1 ... gain mode)")
 
-    def num(index: int, name: str, base: int = 10) -> int:
-        return _int(fields[index], f"{name} (field {index})", source, frame, offset, base)
+    def num(index: int, name: str, base: int = 10, maximum: int = MAX_SMALL_FIELD) -> int:
+        return _int(fields[index], f"{name} (field {index})", source, frame, offset, base, maximum)
 
     header_bytes = num(2, "header length")
     chips = num(3, "number of chips")
@@ -188,7 +191,7 @@ def parse_header(raw: bytes, source: str = "<buffer>", frame: int = 0, offset: i
             ns = tail[1].strip()
             if not ns.endswith("ns"):
                 raise MIBFormatError(f"{at}: exposure (field {ext + 2}) is {ns!r}, expected '<integer>ns'")
-            exposure_ns = _int(ns[:-2], f"exposure in ns (field {ext + 2})", source, frame, offset)
+            exposure_ns = _int(ns[:-2], f"exposure in ns (field {ext + 2})", source, frame, offset, maximum=MAX_FIELD)
         if len(tail) >= 3:
             depth = _int(tail[2], f"counter depth (field {ext + 3})", source, frame, offset)
             if depth not in COUNTER_DEPTHS:
@@ -197,7 +200,7 @@ def parse_header(raw: bytes, source: str = "<buffer>", frame: int = 0, offset: i
                 )
 
     return FrameHeader(
-        sequence=num(1, "frame number"),
+        sequence=num(1, "frame number", maximum=MAX_FIELD),
         header_bytes=header_bytes,
         chips=chips,
         width=width,
@@ -244,19 +247,34 @@ def _thresholds_and_dacs(fields: list[str]) -> tuple[tuple[float, ...], tuple[tu
     return tuple(thresholds), tuple(dacs), index
 
 
-def _int(value, name: str, source: str, frame: int, offset: int, base: int = 10) -> int:
+#: Largest value of a numeric header field: frame numbers and ns exposures
+#: fit in int64 (numpy arrays of them must not overflow); everything else is
+#: far smaller.
+MAX_FIELD = 2**63 - 1
+MAX_SMALL_FIELD = 2**31 - 1
+
+
+def _int(value, name: str, source: str, frame: int, offset: int, base: int = 10, maximum: int = MAX_SMALL_FIELD) -> int:
     text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
     try:
-        return int(text.strip(), base)
+        number = int(text.strip(), base)
     except ValueError:
-        raise MIBFormatError(f"{where(source, frame, offset)}: {name} is {text!r}, expected an integer") from None
+        raise MIBFormatError(f"{where(source, frame, offset)}: {name} is {text[:40]!r}, expected an integer") from None
+    if not 0 <= number <= maximum:
+        raise MIBFormatError(f"{where(source, frame, offset)}: {name} is {text[:40]!r}, expected 0 to {maximum}")
+    return number
 
 
 def _float(value: str, name: str, source: str, frame: int, offset: int) -> float:
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
-        raise MIBFormatError(f"{where(source, frame, offset)}: {name} is {value!r}, expected a number") from None
+        number = math.nan
+    if not 0 <= number < 1e9:  # also refuses nan and inf
+        raise MIBFormatError(
+            f"{where(source, frame, offset)}: {name} is {value[:40]!r}, expected a number of seconds"
+        ) from None
+    return number
 
 
 def header_values(raw, index: int = 0) -> tuple[str, float, int]:
@@ -273,12 +291,19 @@ def header_values(raw, index: int = 0) -> tuple[str, float, int]:
     try:
         if b"MQ1A" in fields:
             ext = fields.index(b"MQ1A")
-            time, exposure = fields[ext + 1].decode("ascii").strip(), int(fields[ext + 2].removesuffix(b"ns")) / 1e6
+            time = fields[ext + 1].decode("ascii").strip()
+            exposure = int(fields[ext + 2].strip().removesuffix(b"ns")) / 1e6
         else:
             time, exposure = fields[9].decode("ascii").strip(), float(fields[10]) * 1e3
-        return time, exposure, int(fields[11])
-    except (ValueError, IndexError, UnicodeDecodeError):
+        counter = int(fields[11])
+    except (ValueError, IndexError, UnicodeDecodeError, OverflowError):
         raise MIBFormatError(f"header {index}: the time, exposure or counter field is malformed") from None
+    if not (0 <= exposure < 1e12 and 0 <= counter <= MAX_SMALL_FIELD):
+        raise MIBFormatError(
+            f"header {index}: exposure {exposure} ms or counter {counter} is out of range "
+            f"(0 to 1e12 ms, 0 to {MAX_SMALL_FIELD})"
+        )
+    return time, exposure, counter
 
 
 def header_exposure_ms(raw: bytes, index: int = 0) -> float:
@@ -315,14 +340,26 @@ def parse_evidence(headers, start_index: int = 0):
     """Start times (ns, or ``None`` when unreadable), exposures (ms) and counter
     fields of many headers at once. The times are converted by numpy in one go.
     """
-    import numpy as np
-
     values = [header_values(raw, i) for i, raw in enumerate(headers, start_index)]
     exposures = np.array([v[1] for v in values], dtype=float)
     counters = np.array([v[2] for v in values], dtype=np.int64)
     times = [iso_time(v[0]) for v in values]
+    return _times_ns(times), exposures, counters
+
+
+#: Frame times outside these years do not fit ``datetime64[ns]`` (1678-2262)
+#: and cannot be real; the timestamp rule is skipped for them.
+TIME_RANGE = (np.datetime64("1970-01-01", "us"), np.datetime64("2262-01-01", "us"))
+
+
+def _times_ns(times: list[str | None]):
+    """ISO times as int64 ns, or ``None`` when any is unreadable or out of range."""
+    if not times or None in times:
+        return None
     try:
-        stamps = None if None in times else np.array(times, dtype="datetime64[ns]").astype(np.int64)
-    except ValueError:
-        stamps = None  # the timestamp rule is then skipped, nothing else
-    return stamps, exposures, counters
+        stamps = np.array(times, dtype="datetime64[us]")
+    except (ValueError, OverflowError):
+        return None
+    if stamps.min() < TIME_RANGE[0] or stamps.max() >= TIME_RANGE[1]:
+        return None
+    return np.array(times, dtype="datetime64[ns]").astype(np.int64)

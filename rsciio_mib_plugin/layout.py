@@ -29,6 +29,10 @@ class Geometry:
     raw: bool
     depth: int | None
     layout: str
+    # Bytes every frame header must repeat: fields 2-7 (header length .. layout)
+    # between commas, and the MQ1A counter depth that ends the header text.
+    signature: bytes = b""
+    depth_field: bytes = b""
 
     @property
     def frame_bytes(self) -> int:
@@ -46,6 +50,15 @@ def frame_geometry(header: FrameHeader, hdr_depth: int | None = None, source: st
     """
     height, width = header.height, header.width
     layout = header.layout
+    fields = header.fields
+    checks = {
+        "signature": ("," + ",".join(fields[2:8]) + ",").encode("ascii") if len(fields) > 7 else b"",
+        "depth_field": (
+            ("," + fields[-1] + ",").encode("ascii")
+            if header.counter_depth is not None and fields[-1].strip() == str(header.counter_depth)
+            else b""
+        ),
+    }
     if not header.raw:
         bits = PROCESSED_BITS[header.pixel_type]
         file_dtype = np.dtype(f">u{bits // 8}")
@@ -59,6 +72,7 @@ def frame_geometry(header: FrameHeader, hdr_depth: int | None = None, source: st
             raw=False,
             depth=header.counter_depth,
             layout=layout,
+            **checks,
         )
 
     # RAW: the frame header states the depth only in its MQ1A extension; older
@@ -106,6 +120,7 @@ def frame_geometry(header: FrameHeader, hdr_depth: int | None = None, source: st
         raw=True,
         depth=depth,
         layout=layout,
+        **checks,
     )
 
 

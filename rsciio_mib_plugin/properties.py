@@ -9,10 +9,10 @@ import warnings
 
 from . import stream
 from .errors import MIBFormatError, MIBWarning, where
-from .hdr import COUNTER_DEPTH, find_hdr, hdr_int, parse_hdr_text, read_hdr
+from .hdr import COUNTER_DEPTH, check_numbers, find_hdr, find_hdr_of_any, hdr_int, parse_hdr_text, read_hdr
 from .header import PROBE_BYTES, FrameHeader, header_length, parse_header
 from .layout import Geometry, count_frames, frame_geometry
-from .source import Segment, Source, open_source
+from .source import Segment, Source, check_path, open_source
 
 _DYNAMIC_RANGE = {"U01": "1-bit", "U08": "1 or 6-bit", "U16": "12-bit", "U32": "24-bit", "U64": "64-bit"}
 
@@ -106,7 +106,7 @@ class MIBProperties:
             if self.hdr_path is None and len(paths) > 1:
                 prefix = _series_prefix(main)
                 candidates = [prefix + ".mib", prefix.rstrip("_-") + ".mib", *sorted(map(os.fspath, paths))]
-                self.hdr_path = next((h for h in map(find_hdr, candidates) if h), None)
+                self.hdr_path = find_hdr_of_any(candidates)
             hdr = read_hdr(self.hdr_path) if self.hdr_path else None
         depth = hdr_int(hdr, COUNTER_DEPTH)
         files = sorted((_scan_file(p, depth) for p in paths), key=lambda f: f[1].sequence)
@@ -116,6 +116,7 @@ class MIBProperties:
             # A capture's HDR message is its .hdr (mib-format.md §12).
             hdr = parse_hdr_text(in_band) or hdr
             self.hdr_path = "in-band HDR message"
+            check_numbers(hdr or {}, f"{source.name} (in-band HDR message)")
         for other in files[1:]:
             _check_same(header, other[1], other[0], 0, geometry)
         if hdr is not None and depth is not None and header.counter_depth is not None and depth != header.counter_depth:
@@ -130,10 +131,15 @@ class MIBProperties:
             if i and head.sequence != files[i - 1][1].sequence + files[i - 1][3]:
                 expected = files[i - 1][1].sequence + files[i - 1][3]
                 gaps.append({"file": src.name, "first_frame_number": head.sequence, "expected": expected})
+                missing = head.sequence - expected
+                what = (
+                    f"{missing} frames are missing from the series"
+                    if missing > 0
+                    else f"its frame numbers overlap the previous file's by {-missing}"
+                )
                 warnings.warn(
                     f"{src.name}: starts at frame number {head.sequence} but the previous file ends "
-                    f"before {expected}: {head.sequence - expected} frames are missing from the series "
-                    "(the files are read back to back; nothing is filled in)",
+                    f"before {expected}: {what} (the files are read back to back; nothing is filled in)",
                     MIBWarning,
                     stacklevel=4,
                 )
@@ -252,11 +258,16 @@ def _scan_file(path, hdr_depth: int | None):
     if n_frames > 1:
         last = read_header_at(source, source.base + (n_frames - 1) * stride, n_frames - 1)
         _check_same(header, last, source, n_frames - 1, geometry)
-        if last.sequence - header.sequence != n_frames - 1:
+        lost = last.sequence - header.sequence - (n_frames - 1)
+        if lost:
+            what = (
+                f"{lost} frames were lost during acquisition"
+                if lost > 0
+                else "they do not count up one per frame (renumbered, or several acquisitions in one file)"
+            )
             warnings.warn(
                 f"{source.name}: frame numbers run from {header.sequence} to {last.sequence} over "
-                f"{n_frames} frames: {last.sequence - header.sequence - (n_frames - 1)} frames were "
-                "lost during acquisition (the frames present are read in order)",
+                f"{n_frames} frames: {what} (the frames present are read in order)",
                 MIBWarning,
                 stacklevel=5,
             )
@@ -264,14 +275,19 @@ def _scan_file(path, hdr_depth: int | None):
 
 
 def find_series(path) -> list[str]:
-    """The numbered files ``<prefix><digits>.mib`` of the acquisition ``path`` belongs to."""
-    path = os.fspath(path)
+    """The numbered files ``<prefix><digits>.mib`` of the acquisition ``path`` belongs to.
+
+    ``path`` itself is always one of them, with or without digits of its own
+    (``scan.mib`` beside ``scan1.mib``, ``scan2.mib``). The folder is listed once.
+    """
+    path = check_path(path)
     prefix = _series_prefix(path)
     folder, base = os.path.split(prefix)
     suffix = os.path.splitext(path)[1]
     pattern = re.compile(re.escape(base) + r"\d+" + re.escape(suffix) + "$")
-    found = sorted(os.path.join(folder, f) for f in os.listdir(folder or ".") if pattern.match(f))
-    return found or [path]
+    found = {os.path.join(folder, f) for f in os.listdir(folder or ".") if pattern.match(f)}
+    found.discard(os.path.join(folder, os.path.basename(path)))
+    return [path, *sorted(found)]
 
 
 def _series_prefix(path: str) -> str:

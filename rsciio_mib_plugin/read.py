@@ -10,6 +10,7 @@ number in the acquisition; each file is a :class:`Segment`.
 
 from __future__ import annotations
 
+import bisect
 import math
 import mmap
 import os
@@ -24,6 +25,7 @@ from .errors import MIBFormatError, where
 from .layout import Geometry
 from .scan import ScanPlan
 from .source import Segment, Source, open_fd, read_exact, segment_source
+from .stream import frame_prefix
 
 #: Bytes mapped and decoded at once (bounds the memory beside the output).
 BLOCK_BYTES = 16 << 20
@@ -114,11 +116,12 @@ def read_planned(
 def _pieces(segments: tuple[Segment, ...], frames: np.ndarray, per_block: int) -> list[tuple[int, int, int, int]]:
     """Split frame numbers into reads: (segment, first local frame, output index, count)."""
     pieces = []
+    firsts = [s.first for s in segments]
     breaks = np.flatnonzero(np.diff(frames) != 1) + 1
     for a, b in zip(np.r_[0, breaks].tolist(), np.r_[breaks, frames.size].tolist()):
         frame, index = int(frames[a]), a
         while index < b:
-            seg = next(i for i, s in enumerate(segments) if s.first <= frame < s.first + s.count)
+            seg = bisect.bisect_right(firsts, frame) - 1
             n = min(b - index, segments[seg].first + segments[seg].count - frame, per_block)
             pieces.append((seg, frame - segments[seg].first, index, n))
             frame, index = frame + n, index + n
@@ -143,10 +146,14 @@ def read_frames(
         seg = segments[0]
         stride = seg.prefix + geometry.frame_bytes
         stored = np.frombuffer(source.buffer, np.uint8, count=seg.count * stride, offset=seg.base - seg.prefix)
-        stored = stored.reshape(-1, stride)[:, seg.prefix :]
+        stored = stored.reshape(-1, stride)
         for _, local, index, n in pieces:
-            _check_headers(stored[local : local + n, :16], geometry, source.name, local, seg)
-            decode_frames(stored[local : local + n, geometry.header_bytes :], geometry, out[index : index + n])
+            _check_headers(
+                stored[local : local + n, : seg.prefix + geometry.header_bytes], geometry, source.name, local, seg
+            )
+            decode_frames(
+                stored[local : local + n, seg.prefix + geometry.header_bytes :], geometry, out[index : index + n]
+            )
         return
     fds = {}
     try:
@@ -204,28 +211,80 @@ def read_into(fd: int, geometry: Geometry, frame: int, out: np.ndarray, segment:
     offset = segment.base - segment.prefix + frame * stride
     frames = _bounce(out.shape[0] * stride).reshape(out.shape[0], stride)
     read_exact(fd, offset, frames, segment.path, frame)
-    _check_headers(frames[:, segment.prefix : segment.prefix + 16], geometry, segment.path, frame, segment)
+    _check_headers(frames[:, :lead], geometry, segment.path, frame, segment)
     decode_frames(frames[:, lead:], geometry, out)
 
 
 _MAGIC = np.frombuffer(b"MQ1,", np.uint8)
+_FIELD_NAMES = ("header length", "number of chips", "image width", "image height", "pixel type", "layout")
 
 
-def _check_headers(starts: np.ndarray, geometry: Geometry, name: str, frame: int, segment: Segment) -> None:
-    """Each row (the first bytes of a frame) must be ``MQ1,<number>,<header length>,``."""
-    good = np.all(starts[:, :4] == _MAGIC, axis=1)
-    # With a 6-digit frame number the header length sits at bytes 11-15 (§2.1).
-    six = starts[:, 10] == ord(",")
-    length = f"{geometry.header_bytes:05d}".encode()
-    good &= ~six | np.all(starts[:, 11:16] == np.frombuffer(length, np.uint8), axis=1)
-    if not good.all():
-        bad = int(np.argmin(good))
-        at = segment.base + (frame + bad) * (segment.prefix + geometry.frame_bytes)
-        raise MIBFormatError(
-            f"{where(name, frame + bad, at)}: frame header out of step: expected "
-            f"'MQ1,<frame number>,{length.decode()},' found {bytes(starts[bad])!r}; "
-            "the frames before it can be read with last_frame"
+def _check_headers(heads: np.ndarray, geometry: Geometry, name: str, frame: int, segment: Segment) -> None:
+    """Check every frame header of a block against the first one, vectorised.
+
+    ``heads`` holds each frame's bytes before its pixels (MPX prefix and
+    header). Each must have the capture's ``MPX,`` prefix, start with
+    ``MQ1,<frame number>,``, repeat the first header's fields 2-7 (header
+    length, chips, width, height, pixel type, layout) byte for byte, and end
+    with its MQ1A counter depth: a frame out of step (a damaged or inserted
+    byte) or of another kind is an error naming that frame, not garbage
+    pixels. Costs a few bytes per frame.
+    """
+    n = heads.shape[0]
+    good = np.ones(n, bool)
+    if segment.prefix:
+        expected = np.frombuffer(frame_prefix(geometry.frame_bytes), np.uint8)
+        good &= np.all(heads[:, : segment.prefix] == expected, axis=1)
+    h = heads[:, segment.prefix :]
+    good &= np.all(h[:, :4] == _MAGIC, axis=1)
+    sig = np.frombuffer(geometry.signature, np.uint8)
+    if sig.size:
+        # The frame number has 6 digits until frame 999999, then more (§2.1).
+        commas = h[:, 5:17] == ord(",")
+        good &= commas.any(axis=1)
+        start = 5 + np.argmax(commas, axis=1)
+        idx = np.minimum(start[:, None] + np.arange(sig.size), h.shape[1] - 1)
+        good &= np.all(np.take_along_axis(h, idx, axis=1) == sig, axis=1)
+    tail = np.frombuffer(geometry.depth_field, np.uint8)
+    if tail.size:
+        text = h[:, : geometry.header_bytes]
+        last = text.shape[1] - 1 - np.argmax(text[:, ::-1] != 0, axis=1)
+        idx = np.maximum(last[:, None] - tail.size + 1 + np.arange(tail.size), 0)
+        good &= np.all(np.take_along_axis(text, idx, axis=1) == tail, axis=1)
+    if good.all():
+        return
+    bad = int(np.argmin(good))
+    at = segment.base + (frame + bad) * (segment.prefix + geometry.frame_bytes)
+    raise MIBFormatError(f"{where(name, frame + bad, at)}: {_header_difference(heads[bad], geometry, segment.prefix)}")
+
+
+def _header_difference(head: np.ndarray, geometry: Geometry, prefix: int) -> str:
+    """Say which field of a frame header differs from the first frame's."""
+    raw = bytes(head)
+    if prefix and raw[:prefix] != frame_prefix(geometry.frame_bytes):
+        return (
+            f"MPX message prefix is {raw[:prefix]!r}, expected {frame_prefix(geometry.frame_bytes)!r} "
+            "(every frame message has the same length); the frames before it can be read with last_frame"
         )
+    found = raw[prefix:].split(b"\x00", 1)[0].decode("latin-1").split(",")
+    expected = geometry.signature.decode("ascii").strip(",").split(",")
+    if found[0] == "MQ1" and len(found) > 7:
+        for i, (a, b) in enumerate(zip(expected, found[2:8])):
+            if a != b:
+                return (
+                    f"{_FIELD_NAMES[i]} (field {i + 2}) is {b!r} but the first frame header says {a!r}; "
+                    "frames of one file must all be alike"
+                )
+        depth = geometry.depth_field.decode("ascii").strip(",")
+        if depth and found[-2 if found[-1] == "" else -1] != depth:
+            return (
+                f"counter depth (MQ1A) is {found[-2 if found[-1] == '' else -1]!r} but the first frame header "
+                f"says {depth!r}; frames of one file must all be alike"
+            )
+    return (
+        f"frame header out of step: expected 'MQ1,<frame number>,{expected[0]},' found {raw[prefix : prefix + 16]!r}; "
+        "the frames before it can be read with last_frame"
+    )
 
 
 # --- lazy ----------------------------------------------------------------------

@@ -281,10 +281,19 @@ def plan_scan(
 
     order, counter_details = _counters(hdr, counters, get_evidence)
     plans = []
+    if not order and "reason" in counter_details:
+        why = "`counters='split'`" if counters == "split" else "the .hdr says both counters are active"
+        counter_details["split"] = False
+        not_split = [
+            f"{why}, but the frames are not split by counter: {counter_details['reason']}; read as one dataset"
+        ]
+    else:
+        not_split = []
     for index, value in enumerate(order or [None]):
         plan = ScanPlan(start, stop, counter=value, offset=index, step=max(1, len(order)))
-        if order:
+        if order or not_split:
             plan.details["counters"] = counter_details
+        plan.messages.extend(not_split)
         _decide(plan, n_frames, user, hdr, get_evidence, first_frame is None and last_frame is None)
         plans.append(plan)
     return plans
@@ -300,8 +309,11 @@ def _counters(hdr, mode, get_evidence) -> tuple[list[int], dict]:
         return [], {}
     found = get_evidence(64)
     if found is None:
-        return [], {}
-    return counter_pattern(found.counters)
+        return [], {"reason": "the frame headers cannot be read for their counter fields"}
+    order, details = counter_pattern(found.counters)
+    if not order and "reason" not in details:
+        details["reason"] = f"every frame header gives counter {details['counter_values']}"
+    return order, details
 
 
 def _decide(plan: ScanPlan, n_frames: int, user, hdr, get_evidence, no_selection: bool) -> None:
@@ -443,10 +455,11 @@ def _fit(plan: ScanPlan, scan: tuple[int, ...] | None, whole: bool, explicit: bo
         )
     else:
         plan.line_frames = None
+    complete = scan is not None and plan.shape == tuple(scan)  # not interrupted, not a stack
     if not explicit and len(plan.shape) > 1 and 1 in plan.shape and plan.contiguous:
         plan.shape = tuple(s for s in plan.shape if s != 1) or ()
     used = _span_of(plan)
-    if whole and scan is not None and span > used and plan.step == 1:
+    if whole and complete and span > used and plan.step == 1:
         plan.details["frames_after_scan"] = span - used
         plan.messages.append(
             f"the file holds {span} frames but the scan shape {scan[::-1]} uses {used}; the last "

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import MIBFormatError, where
+from .hdr import MAX_HDR_BYTES
 
 PREFIX = 15  # "MPX," + 10 digits + ","
 MAGIC = b"MPX,"
@@ -57,6 +58,12 @@ def locate(pread, size: int, name: str) -> Capture:
     offset, hdr_text = 0, None
     length = message_length(pread(0, PREFIX), name, 0)
     if pread(PREFIX, 4) == b"HDR,":
+        # The in-band .hdr: capped like the side file, so a hostile length
+        # cannot make us read the whole capture (mib-format.md §9.1, §12).
+        if not 4 <= length <= MAX_HDR_BYTES:
+            raise MIBFormatError(
+                f"{where(name, None, 0)}: the HDR message length is {length} bytes, expected 4 to {MAX_HDR_BYTES}"
+            )
         if PREFIX + length > size:
             raise MIBFormatError(f"{name}: the HDR message is cut off ({size} bytes, it needs {PREFIX + length})")
         hdr_text = pread(PREFIX + 4, length - 4).decode("latin-1")
@@ -67,6 +74,11 @@ def locate(pread, size: int, name: str) -> Capture:
     return Capture(hdr_text=hdr_text, base=offset + PREFIX, frame_message_bytes=length)
 
 
+def frame_prefix(frame_bytes: int) -> bytes:
+    """The 15 bytes before every frame message of ``frame_bytes`` bytes."""
+    return MAGIC + f"{frame_bytes + 1:010d},".encode()
+
+
 def mpx_message(body: bytes) -> bytes:
     """Frame one message body for the data port."""
-    return MAGIC + f"{len(body) + 1:010d},".encode() + body
+    return frame_prefix(len(body)) + body

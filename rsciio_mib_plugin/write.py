@@ -7,11 +7,14 @@ RAW packing §4.2-§4.5, the ``.hdr`` §9.1.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .header import TIME_RANGE
 from .stream import mpx_message
 
 _DEPTH_TYPES = {1: "U08", 6: "U08", 12: "U16", 24: "U32"}
@@ -78,39 +81,60 @@ def write_mib(
     pathlib.Path
         The ``.mib`` path.
     """
+    path, hdr_path = _check_paths(filename)
+    for name, value in (("hdr", hdr), ("raw", raw), ("mq1a", mq1a), ("mpx", mpx)):
+        if not isinstance(value, (bool, np.bool_)) and not (name == "hdr" and isinstance(value, dict)):
+            raise TypeError(f"`{name}` must be True or False{' or a dict' if name == 'hdr' else ''}, not {value!r}")
     data = np.asarray(data)
     if data.ndim < 2:
         raise ValueError(f"`data` must be shaped (*scan, rows, cols), got shape {data.shape}")
+    if data.dtype.kind not in "biu":
+        raise ValueError(f"`data` must hold unsigned integers (or bools), not {data.dtype}: round or cast it first")
     rows, cols = data.shape[-2:]
     if cols not in _LAYOUTS:
-        raise ValueError(f"frames must be 256, 512 or 514 pixels wide, got {cols}")
-    if rows > cols:
-        raise ValueError(f"frames must not have more rows than columns, got {rows}x{cols}")
+        raise ValueError(f"`data`: frames must be 256, 512 or 514 pixels wide, got {cols}")
+    if rows > cols or rows == 0:
+        raise ValueError(f"`data`: frames must have 1 to {cols} rows, got {rows}")
+    if counter_depth is not None and (isinstance(counter_depth, (bool, np.bool_)) or counter_depth not in _DEPTH_TYPES):
+        raise ValueError(f"`counter_depth` must be 1, 6, 12 or 24, not {counter_depth!r}")
     depth = counter_depth if counter_depth is not None else _DEFAULT_DEPTH.get(data.dtype)
     if depth not in _DEPTH_TYPES:
-        raise ValueError(
-            f"counter depth must be 1, 6, 12 or 24 (or implied by a uint dtype), got {depth} for {data.dtype}"
-        )
+        raise ValueError(f"`counter_depth` is needed for data of dtype {data.dtype} (1, 6, 12 or 24)")
     if data.size and (data.min() < 0 or int(data.max()) >= 1 << depth):
-        raise ValueError(f"values must fit in {depth} bits (0..{(1 << depth) - 1})")
+        raise ValueError(
+            f"`data` values must fit in counter_depth={depth} bits (0..{(1 << depth) - 1}), "
+            f"found {data.min()}..{data.max()}"
+        )
     layout, chips, select = _LAYOUTS[cols]
     if raw and layout != "1x1" and rows != cols:
-        raise ValueError("quad RAW frames must be whole (512 or 514 rows)")
+        raise ValueError("`data`: quad RAW frames must be whole (512 or 514 rows)")
     scan = data.shape[:-2]
     frames = data.reshape((-1, rows, cols)).astype(_DEPTH_DTYPES[depth])
     n = frames.shape[0]
-    exposures = np.broadcast_to(np.asarray(exposure, dtype=float), (n,))
-    counters = np.broadcast_to(np.asarray(counter, dtype=int), (n,))
+    exposures = _per_frame("exposure", exposure, n, float)
+    if not np.all(np.isfinite(exposures) & (exposures >= 0) & (exposures < 1e9)):
+        raise ValueError(f"`exposure` must be finite seconds >= 0, got {exposure!r}")
+    counters = _per_frame("counter", counter, n, int)
+    if (
+        isinstance(first_number, (bool, np.bool_))
+        or not isinstance(first_number, (int, np.integer))
+        or first_number < 0
+    ):
+        raise ValueError(f"`first_number` must be an integer >= 0, not {first_number!r}")
     if timestamps is None:
         steps = np.cumsum(np.r_[0, np.round(exposures[:-1] * 1e9).astype(np.int64)])
         times = _START + steps.astype("timedelta64[ns]")
     else:
         times = np.asarray(timestamps)
-        times = (
-            times.astype("datetime64[ns]")
-            if times.dtype.kind == "M"
-            else times.astype(np.int64).astype("datetime64[ns]")
-        )
+        if times.dtype.kind == "M":
+            wide = times.astype("datetime64[us]")
+            if wide.size and (wide.min() < TIME_RANGE[0] or wide.max() >= TIME_RANGE[1]):
+                raise ValueError("`timestamps` must lie between 1970 and 2262 (datetime64[ns])")
+            times = times.astype("datetime64[ns]")
+        elif times.dtype.kind in "iu":
+            times = times.astype(np.int64).astype("datetime64[ns]")
+        else:
+            raise ValueError(f"`timestamps` must be datetime64 or integer ns, not {times.dtype}")
         if times.shape != (n,):
             raise ValueError(f"`timestamps` needs one value per frame ({n}), got shape {times.shape}")
 
@@ -125,34 +149,81 @@ def write_mib(
         stored_h, stored_w, pixel_type = rows, cols, _DEPTH_TYPES[depth]
 
     header_bytes = 256 + 128 * chips
-    path = Path(filename)
     hdr_bytes = None
     if hdr is not False:
         hdr_bytes = _hdr_text(scan, n, depth, layout, chips, times[0], hdr if isinstance(hdr, dict) else {})
-    with open(path, "wb") as f:
+    headers = [
+        _frame_header_text(
+            first_number + i, header_bytes, chips, stored_w, stored_h, pixel_type, layout, select,
+            times[i], float(exposures[i]), int(counters[i]), depth, mq1a,
+        ).ljust(header_bytes, b"\x00")
+        for i in range(n)
+    ]  # fmt: skip
+    # Everything is checked and built: only now is anything written, under
+    # temporary names renamed at the end, so a failure never leaves a file
+    # half-written or an existing one destroyed.
+    with _replacing(path) as f:
         if mpx and hdr_bytes is not None:
             f.write(mpx_message(b"HDR," + hdr_bytes[len(b"HDR,") :].rstrip(b" ")))
         for i in range(n):
-            text = _frame_header_text(
-                first_number + i,
-                header_bytes,
-                chips,
-                stored_w,
-                stored_h,
-                pixel_type,
-                layout,
-                select,
-                times[i],
-                float(exposures[i]),
-                int(counters[i]),
-                depth,
-                mq1a,
-            )
-            frame = text.ljust(header_bytes, b"\x00") + payloads[i].tobytes()
+            frame = headers[i] + payloads[i].tobytes()
             f.write(mpx_message(frame) if mpx else frame)
-    if hdr_bytes is not None and not mpx:
-        path.with_suffix(".HDR" if path.suffix == ".MIB" else ".hdr").write_bytes(hdr_bytes)
+        if hdr_bytes is not None and not mpx:
+            with _replacing(hdr_path) as h:
+                h.write(hdr_bytes)
     return path
+
+
+def _check_paths(filename) -> tuple[Path, Path]:
+    """The ``.mib`` path and its ``.hdr`` path; they must differ."""
+    if not isinstance(filename, (str, os.PathLike)):
+        raise TypeError(f"`filename` must be a str or pathlib.Path, not {type(filename).__name__}")
+    path = Path(filename)
+    if path.suffix.lower() == ".hdr":
+        raise ValueError(f"`filename` {str(path)!r} ends in .hdr: that name is for the header side file; use .mib")
+    hdr_path = path.with_suffix(".HDR" if path.suffix == ".MIB" else ".hdr")
+    if path.is_dir():
+        raise IsADirectoryError(f"`filename` {str(path)!r} is a directory")
+    return path, hdr_path
+
+
+def _per_frame(name: str, value, n: int, kind) -> np.ndarray:
+    """A scalar or one value per frame, checked for type."""
+    array = np.asarray(value)
+    if array.dtype.kind == "b" or array.dtype.kind not in ("iu" if kind is int else "iuf"):
+        raise ValueError(
+            f"`{name}` must be {'an integer' if kind is int else 'a number'} or one per frame, not {value!r}"
+        )
+    if array.ndim and array.shape != (n,):
+        raise ValueError(f"`{name}` needs one value or one per frame ({n}), got shape {array.shape}")
+    if kind is int and array.size and array.min() < 0:
+        raise ValueError(f"`{name}` must be >= 0, got {value!r}")
+    return np.broadcast_to(array.astype(kind), (n,))
+
+
+def _new_file_mode(path: Path) -> int:
+    """The mode the file would get from ``open(path, "wb")``: kept if it exists, else by the umask."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def _replacing(path: Path):
+    """Write to a temporary file beside ``path``; rename it to ``path`` only on success."""
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+        os.chmod(temp, _new_file_mode(path))
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
 
 
 def _frame_header_text(
