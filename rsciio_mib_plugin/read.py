@@ -15,13 +15,14 @@ import math
 import mmap
 import os
 import threading
+import warnings
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .decode import decode_frames
-from .errors import MIBFormatError, where
+from .errors import MIBFormatError, MIBWarning, where
 from .layout import Geometry
 from .scan import ScanPlan
 from .source import Segment, Source, open_fd, read_exact, segment_source
@@ -310,16 +311,57 @@ def lazy_array(segments: tuple[Segment, ...], geometry: Geometry, plan: ScanPlan
     shape = plan.shape + geometry.shape
     if isinstance(chunks, str) and chunks == "auto":
         chunks = default_chunks(plan.shape, geometry)
+    asked = chunks
     try:
         chunks = normalize_chunks(chunks, shape, limit=CHUNK_BYTES, dtype=geometry.dtype)
+    except ZeroDivisionError:
+        raise ValueError(f"`chunks`={asked!r}: chunk sizes must be positive") from None
     except (ValueError, TypeError) as err:
-        raise ValueError(f"`chunks`={chunks!r} cannot chunk an array of shape {shape}: {err}") from None
+        raise ValueError(f"`chunks`={asked!r} cannot chunk an array of shape {shape}: {err}") from None
+    if any(size <= 0 for c, n in zip(chunks, shape) if n for size in c):
+        raise ValueError(f"`chunks`={asked!r} cannot chunk an array of shape {shape}: chunk sizes must be positive")
+    chunks = _coarsen_signal_chunks(chunks, geometry, asked)
+    count = math.prod(len(c) for c in chunks)
+    if count > MAX_CHUNKS:
+        raise ValueError(
+            f"`chunks`={asked!r} makes {count} chunks of an array of shape {shape}; at most {MAX_CHUNKS} "
+            "are allowed (use larger chunks, or 'auto')"
+        )
     name = "mib-" + _token(segments, geometry, plan, chunks)
+    bounds = [np.r_[0, np.cumsum(c)].tolist() for c in chunks]
     graph = {}
     for index in np.ndindex(*[len(c) for c in chunks]):
-        slices = tuple(slice(sum(c[:i]), sum(c[: i + 1])) for c, i in zip(chunks, index))
+        slices = tuple(slice(b[i], b[i + 1]) for b, i in zip(bounds, index))
         graph[(name,) + index] = (read_chunk, segments, geometry, plan, slices)
     return da.Array(graph, name, chunks, dtype=geometry.dtype)
+
+
+#: Most chunks a lazy array may have (the task graph lives in memory).
+MAX_CHUNKS = 1_000_000
+#: Smallest part of a frame worth a chunk of its own; smaller signal chunks
+#: are merged, widths first (splitting a frame costs reads, never helps them).
+MIN_SIGNAL_CHUNK_BYTES = 4096
+
+
+def _coarsen_signal_chunks(chunks: tuple, geometry: Geometry, asked) -> tuple:
+    """Merge signal chunks smaller than :data:`MIN_SIGNAL_CHUNK_BYTES`, with a warning."""
+    rows, cols = chunks[-2:]  # the first chunk of each is the regular size
+    itemsize = geometry.dtype.itemsize
+    if rows[0] * cols[0] * itemsize >= MIN_SIGNAL_CHUNK_BYTES:
+        return chunks
+    cols = (geometry.shape[1],)
+    if cols[0] * itemsize * rows[0] < MIN_SIGNAL_CHUNK_BYTES:
+        step = -(-MIN_SIGNAL_CHUNK_BYTES // (cols[0] * itemsize))
+        n = geometry.shape[0]
+        rows = (step,) * (n // step) + ((n % step,) if n % step else ())
+    coarse = chunks[:-2] + (rows, cols)
+    warnings.warn(
+        f"`chunks`={asked!r} split frames into pieces under {MIN_SIGNAL_CHUNK_BYTES} bytes; using signal "
+        f"chunks of {rows[0]} x {cols[0]} pixels instead",
+        MIBWarning,
+        stacklevel=5,
+    )
+    return coarse
 
 
 def _token(*args) -> str:
@@ -379,13 +421,49 @@ _chunk_memory = _ChunkMemory()
 def read_chunk(
     segments: tuple[Segment, ...], geometry: Geometry, plan: ScanPlan, slices: tuple[slice, ...]
 ) -> np.ndarray:
-    """Read one chunk: the frames under its navigation slices, whole, then its signal slice."""
+    """Read one chunk: the frames under its navigation slices, then its signal slice.
+
+    Processed frames are read only for the chunk's rows; RAW frames are
+    decoded whole (their rows are not separate in the file).
+    """
     nav = len(plan.shape)
-    nav_slices, sig_slices = slices[:nav], slices[nav:]
+    nav_slices, (rows, cols) = slices[:nav], slices[nav:]
     frames = plan.frame_numbers(nav_slices or None)
-    out = _chunk_memory.empty((frames.size,) + geometry.shape, geometry.dtype)
-    read_frames(segment_source(segments[0]), segments, geometry, frames, out)
-    out = out.reshape(tuple(s.stop - s.start for s in nav_slices) + geometry.shape)
-    if any(s != slice(0, n) for s, n in zip(sig_slices, geometry.shape)):
-        out = np.ascontiguousarray(out[(Ellipsis,) + tuple(sig_slices)])
-    return out
+    nav_shape = tuple(s.stop - s.start for s in nav_slices)
+    whole_rows, whole_cols = rows == slice(0, geometry.shape[0]), cols == slice(0, geometry.shape[1])
+    if whole_rows or geometry.raw:
+        out = _chunk_memory.empty((frames.size,) + geometry.shape, geometry.dtype)
+        read_frames(segment_source(segments[0]), segments, geometry, frames, out)
+    else:
+        out = _chunk_memory.empty((frames.size, rows.stop - rows.start, geometry.shape[1]), geometry.dtype)
+        _read_rows(segments, geometry, frames, rows, out)
+        rows = slice(None)
+    if not (whole_rows and whole_cols):
+        out = np.ascontiguousarray(out[:, rows, cols])
+    return out.reshape(nav_shape + out.shape[1:])
+
+
+def _read_rows(segments: tuple[Segment, ...], geometry: Geometry, frames: np.ndarray, rows: slice, out) -> None:
+    """Rows ``rows`` of processed frames into ``out`` (frames, rows, cols): one read per frame."""
+    row_bytes = geometry.stored_shape[1] * geometry.file_dtype.itemsize
+    firsts = [s.first for s in segments]
+    buffer = _bounce(out.shape[1] * row_bytes)
+    fds = {}
+    try:
+        for i, frame in enumerate(frames.tolist()):
+            seg = bisect.bisect_right(firsts, frame) - 1
+            segment = segments[seg]
+            if seg not in fds:
+                fds[seg] = open_fd(segment.path)
+            local = frame - segment.first
+            offset = (
+                segment.base
+                + local * (segment.prefix + geometry.frame_bytes)
+                + geometry.header_bytes
+                + rows.start * row_bytes
+            )
+            read_exact(fds[seg], offset, buffer, segment.path, local)
+            out[i] = buffer.view(geometry.file_dtype).reshape(out.shape[1:])
+    finally:
+        for fd in fds.values():
+            os.close(fd)

@@ -26,6 +26,7 @@ BUILTIN_EXTENSION = "mib_builtin"
 SPECIFICATIONS = Path(__file__).with_name("specifications.yaml")
 
 _saved: dict | None = None  # the built-in entry as it was before register()
+_refused = False  # unregister() was called: the startup hook must not register again
 
 
 def specifications() -> dict:
@@ -56,7 +57,8 @@ def register() -> bool:
     bool
         True when the plugin is registered after the call.
     """
-    global _saved
+    global _saved, _refused
+    _refused = False
     plugins = _plugins()
     entries = _mib_entries(plugins)
     if any(p.get("api") == API for p in entries):
@@ -91,12 +93,20 @@ def register() -> bool:
     return True
 
 
+def auto_register() -> bool:
+    """What the startup hook calls: :func:`register`, unless :func:`unregister` was called."""
+    return False if _refused else register()
+
+
 def unregister() -> bool:
     """Restore the built-in "QuantumDetector" entry exactly as it was.
 
-    Idempotent; returns True when something was restored.
+    Idempotent. Also holds when RosettaSciIO's plugin table does not exist
+    yet: the startup hook then leaves it alone until :func:`register` is
+    called. Returns True when something was restored.
     """
-    global _saved
+    global _saved, _refused
+    _refused = True
     if _saved is None:
         return False
     plugins = _plugins()

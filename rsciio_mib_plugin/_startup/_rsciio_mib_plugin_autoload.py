@@ -29,9 +29,9 @@ def install() -> None:
 
 def _register() -> None:
     try:
-        from rsciio_mib_plugin.registration import register
+        from rsciio_mib_plugin.registration import auto_register
 
-        register()
+        auto_register()
     except Exception:
         import logging
 
