@@ -18,45 +18,104 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
-        parser.print_help()
+        parser.print_help(sys.stderr)
         return 2
-    try:
-        return args.run(args)
-    except (OSError, ValueError, TypeError) as err:
-        if args.debug:
-            raise
-        print(f"rsciio-mib {args.command}: error: {err}", file=sys.stderr)
-        return 1
+    if args.progress is None:
+        args.progress = sys.stderr.isatty()
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warnings(args.command)
+        try:
+            return args.run(args)
+        except ImportError as err:
+            if args.debug:
+                raise
+            _error(args.command, f"{err}; install it with: pip install {err.name or 'the missing module'}")
+        except (OSError, ValueError, TypeError) as err:
+            if args.debug:
+                raise
+            _error(args.command, str(err))
+        except KeyboardInterrupt:
+            _error(args.command, "interrupted")
+            return 130
+    return 1
+
+
+def _error(command: str, message: str) -> None:
+    message = message.removeprefix("`path`: ")  # the command line names no keyword
+    print(clean(f"rsciio-mib {command}: error: {message}"), file=sys.stderr)
+
+
+def _one_line_warnings(command: str):
+    """``warnings.showwarning`` for the command line: one line each, each message once."""
+    seen = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if "Deprecation" in category.__name__ or issubclass(category, FutureWarning):
+            return  # other libraries' notes to developers, not to the person at the terminal
+        text = clean(f"rsciio-mib {command}: warning: {message}")
+        if text not in seen:
+            seen.add(text)
+            print(text, file=sys.stderr)
+
+    return show
+
+
+def clean(text: str) -> str:
+    """Text from files made safe for a terminal: control characters escaped (newlines kept)."""
+    return "\n".join(
+        "".join(c if c.isprintable() or c == "\t" else repr(c)[1:-1] for c in line) for line in str(text).split("\n")
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(
         prog="rsciio-mib", description="Quantum Detectors Merlin .mib files: look, view, convert."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: an option given before the command is not reset by the command's defaults.
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    common.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=argparse.SUPPRESS,
+        help="progress bars (default: only when stderr is a terminal)",
+    )
+    parser.set_defaults(debug=False, progress=None)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="write a small synthetic 4D-STEM scan, load it with hs.load, save a preview")
+    demo = sub.add_parser(
+        "demo", parents=[common], help="write a realistic synthetic 4D-STEM scan, load it with hs.load, save a preview"
+    )
     demo.add_argument(
         "dir", nargs="?", default="rsciio-mib-demo", help="folder for the demo files (default: %(default)s)"
     )
     demo.set_defaults(run=_demo)
 
-    info = sub.add_parser("info", help="what is in each file: layout, type, frames, scan shape and why")
+    info = sub.add_parser(
+        "info", parents=[common], help="what is in each file: layout, type, frames, scan shape and why"
+    )
     info.add_argument("files", nargs="+", help=".mib files or MPX captures")
     info.add_argument("--json", action="store_true", help="one JSON object per file, in a list")
     info.add_argument("--series", action="store_true", help="read numbered sibling files as one acquisition")
     info.set_defaults(run=_info)
 
     view = sub.add_parser(
-        "view", help="PNG of the mean diffraction pattern (log scale) and a virtual bright-field image"
+        "view",
+        parents=[common],
+        help="PNG of the mean diffraction pattern (log scale) and a virtual bright-field image",
     )
     view.add_argument("file")
     view.add_argument("-o", "--output", help="PNG to write (default: <file stem>_preview.png)")
     view.add_argument("--navigation-shape", type=_shape, help="scan shape X,Y when the file does not say it")
     view.set_defaults(run=_view)
 
-    convert = sub.add_parser("convert", help="stream files into HyperSpy zspy (zarr) or hspy (HDF5) with compression")
+    convert = sub.add_parser(
+        "convert", parents=[common], help="stream files into HyperSpy zspy (zarr) or hspy (HDF5) with compression"
+    )
     convert.add_argument("files", nargs="+")
     convert.add_argument("-o", "--output-dir", required=True, help="folder for the converted files")
     convert.add_argument("--format", choices=("zspy", "hspy"), default="zspy")
@@ -77,6 +136,13 @@ def _shape(text: str) -> tuple[int, ...]:
     if not values or min(values) <= 0:
         raise argparse.ArgumentTypeError(f"expected positive sizes, got {text!r}")
     return values
+
+
+def _inputs(paths) -> list[str]:
+    """Check every input before any work: the same words for the same problem in every command."""
+    from .source import check_path
+
+    return [check_path(p) for p in paths]
 
 
 # --- info ----------------------------------------------------------------------
@@ -146,23 +212,36 @@ def _info(args) -> int:
     reports, failed = [], 0
     for path in args.files:
         try:
+            _inputs([path])
             reports.append(describe(path, args.series))
         except (OSError, ValueError) as err:
             if args.debug:
                 raise
             failed += 1
+            _error("info", str(err))
             reports.append({"file": path, "error": str(err)})
     if args.json:
         print(json.dumps(reports, indent=1))
     else:
         for report in reports:
-            print(_text_block(report))
+            if "error" not in report:
+                print(clean(_text_block(report)))
     return 1 if failed else 0
 
 
+def scan_summary(dataset: dict) -> str:
+    """``4 x 2 (frame timestamps (line gaps))``, ``stack of 9 frames (why)``, ``single frame``."""
+    shape, rule = dataset["navigation_shape"], dataset["rule"]
+    if not shape:
+        return "single frame"
+    if rule.startswith("stack"):
+        why = rule[len("stack") :].strip()
+        why = why[1:-1] if why.startswith("(") and why.endswith(")") else why
+        return f"stack of {shape[0]} frames" + (f" ({why})" if why else "")
+    return " x ".join(map(str, shape)) + f"  (from {rule})"
+
+
 def _text_block(r: dict) -> str:
-    if "error" in r:
-        return f"{r['file']}\n  error: {r['error']}\n"
     lines = [
         r["file"],
         f"  layout        {r['layout']} ({r['chips']} chip{'s' if r['chips'] > 1 else ''}), frames {r['frame_shape'][1]}x{r['frame_shape'][0]} px",
@@ -171,8 +250,7 @@ def _text_block(r: dict) -> str:
     ]
     for d in r["datasets"]:
         label = "scan" if d["counter"] is None else f"counter {d['counter']}"
-        shape = " x ".join(map(str, d["navigation_shape"])) or "single frame"
-        lines.append(f"  {label:<13} {shape}  ({d['rule']})")
+        lines.append(f"  {label:<13} {scan_summary(d)}")
         if d["dropped"]:
             lines.append("  dropped       " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in d["dropped"].items()))
     lines += [
@@ -189,7 +267,31 @@ def _text_block(r: dict) -> str:
 # --- view ------------------------------------------------------------------------
 
 
-def preview(path, output, navigation_shape=None) -> Path:
+def aperture(mean) -> tuple[float, float, float]:
+    """Centre (row, col) and radius of the bright-field disc in a mean pattern.
+
+    The disc is the connected bright region around the brightest pixel: pixels
+    above half-way between the median and the maximum; its radius is that
+    area's equivalent radius, and the circle is kept inside the frame.
+    """
+    import numpy as np
+
+    rows, cols = mean.shape
+    if mean.max() <= np.median(mean):
+        return rows / 2, cols / 2, min(rows, cols) / 8
+    bright = mean > (np.median(mean) + mean.max()) / 2
+    y, x = np.nonzero(bright)
+    peak_y, peak_x = np.unravel_index(np.argmax(mean), mean.shape)
+    near = (y - peak_y) ** 2 + (x - peak_x) ** 2 <= (min(rows, cols) / 4) ** 2
+    y, x = y[near], x[near]
+    weights = mean[y, x]
+    cy, cx = float(np.average(y, weights=weights)), float(np.average(x, weights=weights))
+    radius = max(2.0, float(np.sqrt(y.size / np.pi)) * 1.1)
+    radius = min(radius, cy + 0.5, cx + 0.5, rows - 0.5 - cy, cols - 0.5 - cx)
+    return cy, cx, max(radius, 1.0)
+
+
+def preview(path, output, navigation_shape=None, progress: bool = False) -> Path:
     """Mean pattern (log scale) and virtual bright-field image, computed lazily."""
     import matplotlib
 
@@ -202,41 +304,59 @@ def preview(path, output, navigation_shape=None) -> Path:
     (d,) = file_reader(path, lazy=True, navigation_shape=navigation_shape)[:1]
     data = d["data"]
     nav = data.ndim - 2
-    mean = np.asarray(data.mean(axis=tuple(range(nav))).compute() if nav else data.compute(), dtype=float)
+    mean = np.asarray(_compute(data.mean(axis=tuple(range(nav))) if nav else data, progress), dtype=float)
     rows, cols = mean.shape
+    cy, cx, radius = aperture(mean)
     y, x = np.ogrid[:rows, :cols]
-    cy, cx = np.unravel_index(np.argmax(mean), mean.shape) if mean.max() > 0 else (rows // 2, cols // 2)
-    weights = mean * ((y - cy) ** 2 + (x - cx) ** 2 <= (min(rows, cols) / 16) ** 2)
-    cy, cx = [
-        float(v)
-        for v in (
-            np.average(np.arange(rows), weights=weights.sum(1) + 1e-12),
-            np.average(np.arange(cols), weights=weights.sum(0) + 1e-12),
-        )
-    ]
-    disc = ((y - cy) ** 2 + (x - cx) ** 2) <= (min(rows, cols) / 8) ** 2
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), dpi=100)
-    axes[0].imshow(np.log1p(mean), cmap="inferno")
-    axes[0].add_patch(plt.Circle((cx, cy), min(rows, cols) / 8, fill=False, color="cyan"))
-    axes[0].set_title("mean diffraction pattern (log)")
+    disc = ((y - cy) ** 2 + (x - cx) ** 2) <= radius**2
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), dpi=100, layout="constrained")
+    image = axes[0].imshow(np.log1p(mean), cmap="inferno")
+    fig.colorbar(image, ax=axes[0], label="log(1 + mean counts)", shrink=0.85)
+    axes[0].add_patch(
+        plt.Circle((cx, cy), radius, fill=False, color="cyan", label=f"bright-field aperture, r = {radius:.0f} px")
+    )
+    axes[0].legend(loc="upper right", fontsize=8, framealpha=0.8)
+    axes[0].set(title="mean diffraction pattern", xlabel="kx (px)", ylabel="ky (px)")
     if nav >= 1:
-        vbf = (data * disc).sum(axis=(-2, -1)).compute()
+        vbf = _compute((data * disc).sum(axis=(-2, -1)), progress)
         vbf = vbf.reshape(vbf.shape[0], -1) if nav >= 2 else vbf[None, :]
-        axes[1].imshow(vbf, cmap="gray")
-        axes[1].set_title("virtual bright field")
+        image = axes[1].imshow(vbf, cmap="gray", aspect="equal" if nav >= 2 else "auto")
+        fig.colorbar(image, ax=axes[1], label="counts in aperture", shrink=0.85)
+        axes[1].set(
+            title="virtual bright field",
+            xlabel="x (scan px)" if nav >= 2 else "frame",
+            ylabel="y (scan px)" if nav >= 2 else "",
+        )
     else:
         axes[1].set_axis_off()
         axes[1].set_title("single frame: no scan")
     fig.suptitle(os.path.basename(str(path)))
-    fig.tight_layout()
     fig.savefig(output)
     plt.close(fig)
     return Path(output)
 
 
+def _compute(array, progress: bool):
+    """Compute a dask array, with a bar on stderr only when asked (bars flood logs)."""
+    with _progress(progress):
+        return array.compute()
+
+
+def _progress(enabled: bool):
+    """dask's progress bar on stderr for the computations inside, or nothing."""
+    import contextlib
+
+    if not enabled:
+        return contextlib.nullcontext()
+    from dask.diagnostics import ProgressBar
+
+    return ProgressBar(out=sys.stderr)
+
+
 def _view(args) -> int:
-    output = args.output or Path(args.file).with_name(Path(args.file).stem + "_preview.png")
-    print(preview(args.file, output, args.navigation_shape))
+    (path,) = _inputs([args.file])
+    output = args.output or Path(path).with_name(Path(path).stem + "_preview.png")
+    print(clean(preview(path, output, args.navigation_shape, args.progress)))
     return 0
 
 
@@ -248,29 +368,48 @@ def _convert(args) -> int:
 
     import rsciio_mib_plugin
 
+    from .properties import MIBProperties
+
+    sources = _inputs(args.files)
+    for source in sources:  # every input must open before anything is written
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            MIBProperties.from_path(source)
     out_dir = Path(args.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    targets = [(Path(f), out_dir / (Path(f).stem + "." + args.format)) for f in args.files]
+    targets = [(Path(f), out_dir / (Path(f).stem + "." + args.format)) for f in sources]
     existing = [str(t) for _, t in targets if t.exists()]
     if existing and not args.overwrite:
         raise ValueError(f"not overwriting {', '.join(existing)} (use --overwrite)")
+    out_dir.mkdir(parents=True, exist_ok=True)
     for i, (source, target) in enumerate(targets, 1):
-        print(f"[{i}/{len(targets)}] {source} -> {target}", flush=True)
         signal = hs.load(source, file_format=rsciio_mib_plugin, lazy=True, navigation_shape=args.navigation_shape)
         signals = signal if isinstance(signal, list) else [signal]
         for s in signals:
             counter = s.original_metadata.get_item("mib_plugin.counter")
             name = target if len(signals) == 1 else target.with_name(f"{target.stem}_counter{counter}{target.suffix}")
             kwargs = {"chunks": args.chunks} if args.chunks else {}
-            s.save(name, overwrite=True, show_progressbar=True, **kwargs)
+            with _progress(args.progress):
+                s.save(name, overwrite=True, show_progressbar=False, **kwargs)
+            print(clean(f"[{i}/{len(targets)}] {source} -> {name}"), flush=True)
     return 0
 
 
 # --- demo ------------------------------------------------------------------------
 
 
+#: Dwell per scan position and the extra time the beam takes to fly back at
+#: the end of each line: the gaps the timestamp rule finds (mib-format.md §10).
+DEMO_DWELL_S = 0.001
+DEMO_FLYBACK_S = 0.0005
+
+
 def demo_scan(scan=(24, 32), frame=(256, 256), seed=0):
-    """A small 4D-STEM scan whose diffraction disc shifts across the scan."""
+    """A realistic small 4D-STEM scan (12-bit counts).
+
+    A direct-beam disc that shifts across the scan (as a field or thickness
+    change would deflect it), six Bragg discs that appear in a grain on the
+    right of the scan, a weak diffuse background and Poisson noise.
+    """
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -278,30 +417,68 @@ def demo_scan(scan=(24, 32), frame=(256, 256), seed=0):
     rows, cols = frame
     y, x = np.ogrid[:rows, :cols]
     data = np.empty((ny, nx, rows, cols), dtype=np.uint16)
+    angles = np.deg2rad(np.arange(0, 360, 60) + 15)
     for j in range(ny):
         for i in range(nx):
-            cy = rows / 2 + 12 * np.sin(2 * np.pi * j / ny)
-            cx = cols / 2 + 12 * np.cos(2 * np.pi * i / nx)
-            disc = ((y - cy) ** 2 + (x - cx) ** 2 <= 30**2) * 200.0
-            data[j, i] = rng.poisson(disc + 2.0)
+            cy = rows / 2 + 6 * np.sin(2 * np.pi * j / ny)
+            cx = cols / 2 + 6 * np.cos(2 * np.pi * i / nx)
+            r2 = (y - cy) ** 2 + (x - cx) ** 2
+            grain = 1 / (1 + np.exp(-(i - 0.6 * nx) / 1.5)) * (0.5 + 0.5 * np.cos(np.pi * j / ny) ** 2)
+            # What the grain diffracts leaves the direct beam: bright-field contrast.
+            expected = 120.0 * (1 - 0.5 * grain) * (r2 <= 18**2) + 30.0 * np.exp(-r2 / (2 * 60.0**2)) + 0.5
+            for a in angles:
+                by, bx = cy + 70 * np.sin(a), cx + 70 * np.cos(a)
+                expected = expected + 60.0 * grain * (((y - by) ** 2 + (x - bx) ** 2) <= 9**2)
+            data[j, i] = rng.poisson(expected)
     return np.clip(data, 0, 4095)
+
+
+def write_demo(folder) -> Path:
+    """Write the demo scan as a pixel-triggered acquisition: a ``.hdr`` without
+    the scan shape (one frame per trigger), lines told apart by the flyback
+    gaps in the frame timestamps."""
+    import numpy as np
+
+    from .write import write_mib
+
+    data = demo_scan()
+    ny, nx = data.shape[:2]
+    step = int(DEMO_DWELL_S * 1e9)
+    times = np.arange(ny * nx, dtype=np.int64) * step + np.repeat(np.arange(ny), nx) * int(DEMO_FLYBACK_S * 1e9)
+    times += np.datetime64("2026-01-15T10:30:00", "ns").astype(np.int64)
+    hdr = {"ScanX": None, "ScanY": None, "Frames per Trigger": 1, "Trigger Start": "Rising Edge LVDS"}
+    return write_mib(
+        Path(folder) / "demo_scan.mib", data, counter_depth=12, exposure=DEMO_DWELL_S, timestamps=times, hdr=hdr
+    )
 
 
 def _demo(args) -> int:
     import hyperspy.api as hs
-
-    from .write import write_mib
+    import numpy as np
 
     folder = Path(args.dir)
     folder.mkdir(parents=True, exist_ok=True)
-    path = write_mib(folder / "demo_scan.mib", demo_scan(), counter_depth=12)
-    print(f"wrote {path} and {path.with_suffix('.hdr')}")
+    path = write_demo(folder)
+    print(f"wrote {path} and {path.with_suffix('.hdr')} (pixel trigger: the .hdr has no scan shape)")
     s = hs.load(path)
     print(s)
     print(f"io_plugin: {s.metadata.General.FileIO.Number_0.io_plugin}")
     print(f"scan shape rule: {s.original_metadata.mib_plugin.navigation_shape_rule}")
     print(f"data: {s.data.dtype}, {s.data.nbytes / 1e6:.1f} MB, total counts {int(s.data.sum())}")
-    print(f"preview: {preview(path, folder / 'demo_preview.png')}")
+    print(s.metadata)
+    try:
+        import pyxem  # noqa: F401
+    except ImportError:
+        print("pyxem is not installed: pip install pyxem for the direct-beam step")
+    else:
+        shifts = s.get_direct_beam_position(method="center_of_mass", signal_slice=(88, 168, 88, 168))
+        centre = np.asarray(shifts.data) + np.array(s.axes_manager.signal_shape) / 2
+        print(
+            "direct beam (pyxem centre of mass): x "
+            f"{centre[..., 0].min():.1f}..{centre[..., 0].max():.1f} px, y "
+            f"{centre[..., 1].min():.1f}..{centre[..., 1].max():.1f} px"
+        )
+    print(f"preview: {preview(path, folder / 'demo_preview.png', progress=args.progress)}")
     return 0
 
 

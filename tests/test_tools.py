@@ -74,7 +74,7 @@ def test_info_text_and_errors(scan, tmp_path):
     bad = tmp_path / "bad.mib"
     bad.write_bytes(b"not a mib file at all, not at all" * 4)
     done = cli("info", bad)
-    assert done.returncode == 1 and "not a Merlin frame header" in done.stdout
+    assert done.returncode == 1 and "not a Merlin frame header" in done.stderr and done.stdout == ""
     done = cli("view", bad)
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
@@ -89,7 +89,7 @@ def test_view_writes_a_png(samples, tmp_path):
     done = cli("view", samples / "001_4x2_6bit.mib", "-o", out)
     assert done.returncode == 0, done.stderr
     image = matplotlib.image.imread(out)
-    assert image.shape[:2] == (460, 1000)
+    assert image.shape[:2] == (480, 1100)
 
 
 def test_convert_streams_and_refuses_to_overwrite(scan, tmp_path):
@@ -112,13 +112,94 @@ def test_convert_streams_and_refuses_to_overwrite(scan, tmp_path):
 
 
 def test_demo(tmp_path):
-    done = cli("demo", tmp_path / "demo")
+    done = cli("demo", cwd=tmp_path)  # a folder of its own under the current directory
     assert done.returncode == 0, done.stderr
-    assert "ElectronDiffraction2D" in done.stdout or "Signal2D" in done.stdout
+    assert "ElectronDiffraction2D" in done.stdout
     assert "io_plugin: rsciio_mib_plugin" in done.stdout
-    assert (tmp_path / "demo" / "demo_preview.png").stat().st_size > 10_000
-    s = hs.load(tmp_path / "demo" / "demo_scan.mib")
+    assert "scan shape rule: frame timestamps (line gaps)" in done.stdout  # pixel trigger: no shape in the .hdr
+    assert "direct beam (pyxem centre of mass)" in done.stdout and "time_zone = UTC" in done.stdout
+    assert done.stderr == ""
+    folder = tmp_path / "rsciio-mib-demo"
+    assert (folder / "demo_preview.png").stat().st_size > 10_000
+    s = hs.load(folder / "demo_scan.mib")
     assert s.axes_manager.navigation_shape == (32, 24)
+    assert "ScanX" not in s.original_metadata.hdr_file.as_dictionary()
+    # the direct beam moves and Bragg discs appear in a grain: a realistic scan, not noise
+    centre = s.data[..., 110:150, 110:150].sum(axis=(-2, -1))
+    assert centre.max() > 1.3 * centre.min()
+
+
+ERRORS = [
+    ("missing", lambda tmp: tmp / "nope.mib", "no such file: '{path}'"),
+    ("directory", lambda tmp: tmp, "'{path}' is a directory, not a .mib file"),
+    ("not a MIB file", lambda tmp: _write(tmp / "text.mib", b"hello, world" * 10), "not a Merlin frame header"),
+]
+
+
+def _write(path, content):
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize("case", ERRORS, ids=[c[0] for c in ERRORS])
+@pytest.mark.parametrize("command", ["info", "view", "convert"])
+def test_cli_errors_are_one_line_on_stderr_with_the_same_words(tmp_path, case, command):
+    _, make, wording = case
+    path = make(tmp_path)
+    extra = ["-o", tmp_path / "out"] if command == "convert" else []
+    done = cli(command, path, *extra)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr == f"rsciio-mib {command}: error: " + done.stderr.split(": error: ", 1)[1]
+    assert done.stderr.count("\n") == 1 and wording.format(path=path) in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_version_progress_and_fifo(tmp_path, scan):
+    from rsciio_mib_plugin import __version__
+
+    done = cli("--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"rsciio-mib {__version__}"
+    path, _ = scan
+    # not a terminal: no progress bar unless asked for
+    done = cli("convert", path, "-o", tmp_path / "a")
+    assert done.returncode == 0 and "Completed" not in done.stderr and done.stdout.count("\n") == 1
+    done = cli("convert", path, "-o", tmp_path / "b", "--progress")
+    assert done.returncode == 0 and "100% Completed" in done.stderr
+    fifo = tmp_path / "fifo.mib"
+    os.mkfifo(fifo)
+    done = cli("info", fifo)  # must not block on opening the FIFO
+    assert done.returncode == 1 and "not a regular file" in done.stderr
+
+
+def test_cli_escapes_control_characters_from_files(tmp_path):
+    data = np.zeros((2, 16, 256), np.uint8)
+    path = write_mib(tmp_path / "esc.mib", data, hdr=False)
+    raw = path.read_bytes().replace(b"   1x1,", b"\x1b]0;X\x07,", 2)
+    path.write_bytes(raw)
+    done = cli("info", path)
+    assert "\x1b" not in done.stdout + done.stderr and "\x07" not in done.stdout + done.stderr
+    assert "\\x1b]0;X\\x07" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "rule, words",
+    [
+        ("frame timestamps (line gaps)", "4 x 2  (from frame timestamps (line gaps))"),
+        (
+            "stack (no line structure in the frame timestamps)",
+            "stack of 9 frames (no line structure in the frame timestamps)",
+        ),
+        ("stack (no .hdr)", "stack of 9 frames (no .hdr)"),
+        ("hdr ScanX/ScanY", "4 x 2  (from hdr ScanX/ScanY)"),
+    ],
+)
+def test_info_wording_for_each_rule(rule, words):
+    from rsciio_mib_plugin.cli import scan_summary
+
+    shape = [9] if rule.startswith("stack") else [4, 2]
+    assert scan_summary({"navigation_shape": shape, "rule": rule}) == words
+    assert scan_summary({"navigation_shape": [], "rule": "stack (no .hdr)"}) == "single frame"
 
 
 # --- HyperSpy save ---------------------------------------------------------------------
