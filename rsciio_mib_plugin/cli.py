@@ -150,10 +150,9 @@ def _inputs(paths) -> list[str]:
 
 def describe(path, series: bool = False) -> dict:
     """Everything ``info`` reports about one file, as plain values."""
-    import numpy as np
 
-    from ._api import _plans, read_evidence
-    from .header import parse_evidence
+    from ._api import _plans
+    from .header import header_timestamp
     from .properties import MIBProperties
     from .read import read_headers
     from .source import segment_source
@@ -163,12 +162,12 @@ def describe(path, series: bool = False) -> dict:
         prop = MIBProperties.from_path(path, series=series)
         plans = _plans(prop, None, None, None, None)
     header = prop.header
-    first = read_evidence(prop, 1).times_ns
     last_segment = prop.segments[-1]
     last_source = segment_source(last_segment) if last_segment.path else prop.source
-    last = parse_evidence(read_headers(last_source, prop.geometry, last_segment.count - 1, 1))[0]
+    first = header_timestamp(read_headers(prop.source, prop.geometry, 0, 1)[0])
+    last = header_timestamp(read_headers(last_source, prop.geometry, last_segment.count - 1, 1)[0])
     kept = ("frames_after_scan", "incomplete_line_frames", "frames_missing")
-    zone = "Z" if header.utc_timestamp else " (Merlin PC local time)"
+    zone = "" if header.utc_timestamp else " (Merlin PC local time)"
 
     def dropped(plan) -> dict:
         out = {k: v for k, v in plan.details.items() if k in kept}
@@ -199,8 +198,8 @@ def describe(path, series: bool = False) -> dict:
             for plan in plans
         ],
         "exposure_ms": prop.exposure,
-        "first_timestamp": str(np.datetime64(int(first[0]), "ns")) + zone if first is not None else header.timestamp,
-        "last_timestamp": str(np.datetime64(int(last[0]), "ns")) + zone if last is not None else None,
+        "first_timestamp": first + zone,
+        "last_timestamp": last + zone,
         "hdr": str(prop.hdr_path) if prop.hdr_path else None,
         "mpx_capture": prop.stream,
         "trailing_bytes": prop.trailing_bytes,

@@ -9,7 +9,7 @@ import warnings
 
 from . import stream
 from .errors import MIBFormatError, MIBWarning, where
-from .hdr import COUNTER_DEPTH, check_numbers, find_hdr, find_hdr_of_any, hdr_int, parse_hdr_text, read_hdr
+from .hdr import COUNTER_DEPTH, check_numbers, find_hdr_of_any, hdr_int, parse_hdr_text, read_hdr
 from .header import PROBE_BYTES, FrameHeader, header_length, parse_header
 from .layout import Geometry, count_frames, frame_geometry
 from .source import Segment, Source, check_path, open_source
@@ -101,12 +101,12 @@ class MIBProperties:
         hdr = None
         first_path = paths[0]
         if not isinstance(first_path, (bytes, bytearray, memoryview)):
-            main = os.fspath(path) if not isinstance(path, (list, tuple)) else first_path
-            self.hdr_path = find_hdr(main)
-            if self.hdr_path is None and len(paths) > 1:
+            main = check_path(path if not isinstance(path, (list, tuple)) else first_path)
+            candidates = [main]
+            if len(paths) > 1:  # a series may have one .hdr, named for any of its files
                 prefix = _series_prefix(main)
-                candidates = [prefix + ".mib", prefix.rstrip("_-") + ".mib", *sorted(map(os.fspath, paths))]
-                self.hdr_path = find_hdr_of_any(candidates)
+                candidates += [prefix + ".mib", prefix.rstrip("_-") + ".mib", *sorted(map(os.fspath, paths))]
+            self.hdr_path = find_hdr_of_any(candidates)
             hdr = read_hdr(self.hdr_path) if self.hdr_path else None
         depth = hdr_int(hdr, COUNTER_DEPTH)
         files = sorted((_scan_file(p, depth) for p in paths), key=lambda f: f[1].sequence)

@@ -235,14 +235,19 @@ def test_fuzz_header_bytes(data):
 
 FIELD_VALUES = st.one_of(
     st.text(alphabet="0123456789", min_size=0, max_size=7),
-    st.sampled_from(["", "-1", "0", "99999", "U07", "R64", "U01", "U64", "1e9", "nan", "MQ1A", "   2x2G", "Nx1", "ff"]),
+    st.text(alphabet="0123456789", min_size=15, max_size=330),  # beyond int64 and float (issue 11)
+    st.sampled_from(
+        ["", "-1", "0", "99999", "U07", "R64", "U01", "U64", "1e9", "1e400", "nan", "inf", "MQ1A", "   2x2G", "Nx1", "ff"]
+    ),
+    st.sampled_from(["3000-01-01T00:00:00.000000000Z", "1677-01-01T00:00:00Z", "9" * 320 + "ns", "-5ns"]),
     st.text(min_size=0, max_size=6).filter(lambda s: "," not in s),
 )
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.integers(0, 53), FIELD_VALUES, st.integers(0, 200000))
-def test_fuzz_header_fields_and_sizes(index, value, cut):
+@given(st.integers(0, 53), FIELD_VALUES, st.integers(0, 200000), st.sampled_from([None, 0, 3, 5]))
+def test_fuzz_header_fields_and_sizes(index, value, cut, only):
+    """A field of every header, or of one frame's header only (first, middle, last)."""
     raw, _ = _seed_bytes()
     head = raw[:384].split(b"\x00", 1)[0].decode()
     fields = head.split(",")
@@ -250,5 +255,8 @@ def test_fuzz_header_fields_and_sizes(index, value, cut):
     text = ",".join(fields).encode("utf-8", "replace")[:384]
     header = text.ljust(384, b"\x00")
     size = len(raw) // 6
-    mutated = b"".join(header + raw[i * size + 384 : (i + 1) * size] for i in range(6))
+    mutated = b"".join(
+        (header if only in (None, i) else raw[i * size : i * size + 384]) + raw[i * size + 384 : (i + 1) * size]
+        for i in range(6)
+    )
     _read_everything(mutated[: max(0, len(mutated) - cut)])
