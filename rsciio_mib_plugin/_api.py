@@ -27,7 +27,7 @@ def read_evidence(prop: MIBProperties, count: int = EVIDENCE_FRAMES) -> Evidence
     return Evidence(times_ns=times, exposures_ms=exposures, counters=counters)
 
 
-def _plans(prop: MIBProperties, navigation_shape, first_frame, last_frame, counters) -> list[ScanPlan]:
+def _plans(prop: MIBProperties, navigation_shape, first_frame, last_frame, counters, infer=True) -> list[ScanPlan]:
     plans = plan_scan(
         prop.number_of_frames_in_file,
         first_frame,
@@ -36,6 +36,7 @@ def _plans(prop: MIBProperties, navigation_shape, first_frame, last_frame, count
         prop.hdr,
         lambda count: read_evidence(prop, count),
         counters,
+        infer,
     )
     for plan in plans:
         for message in plan.messages:
@@ -60,6 +61,21 @@ def _check_mmap_mode(mmap_mode, lazy: bool) -> str:
             "to the file; 'w+' would overwrite it)"
         )
     return mmap_mode
+
+
+def _warn_distributed(distributed, function: str) -> None:
+    """Warn as RosettaSciIO does when ``distributed`` is passed at all (deprecated since its 0.8)."""
+    if distributed is None:
+        return
+    from rsciio.exceptions import VisibleDeprecationWarning
+
+    warnings.warn(
+        "Argument `distributed` is deprecated and has been removed. To avoid this warning, please do not use "
+        f"`distributed`. See the documentation of `{function}()` for more details. Distributed memory mapping "
+        "is now supported in the default implementation.",
+        VisibleDeprecationWarning,
+        stacklevel=3,
+    )
 
 
 def _show_progressbar(value) -> bool:
@@ -91,6 +107,7 @@ def _load(
     series=False,
     counters=None,
     show_progressbar=None,
+    infer=True,
 ):
     """Read every dataset of a file: ``([data, ...], prop, [plan, ...])``."""
     prop = mib_prop if mib_prop is not None else MIBProperties.from_path(path, series=series)
@@ -103,7 +120,7 @@ def _load(
     if return_mmap and len(prop.segments) > 1:
         raise ValueError("a memory map covers one file: use return_mmap=False to read a multi-file series")
     mode = _check_mmap_mode(mmap_mode, lazy)
-    plans = _plans(prop, navigation_shape, first_frame, last_frame, counters)
+    plans = _plans(prop, navigation_shape, first_frame, last_frame, counters, infer)
     if print_info:
         print(prop)  # noqa: T201
     geometry, source = prop.geometry, prop.source
@@ -132,7 +149,7 @@ def load_mib_data(
     navigation_shape: tuple[int, ...] | None = None,
     first_frame: int | None = None,
     last_frame: int | None = None,
-    distributed: bool = False,
+    distributed: bool | None = None,
     mib_prop: MIBProperties | None = None,
     return_headers: bool = False,
     print_info: bool = False,
@@ -153,7 +170,7 @@ def load_mib_data(
     {LAZY}
     {CHUNKS}
     {MMAP_MODE}
-    {NAVIGATION_SHAPE}
+    {NAVIGATION_SHAPE_DATA}
     {FIRST_LAST_FRAME}
     {DISTRIBUTED}
     mib_prop : MIBProperties, optional
@@ -184,6 +201,7 @@ def load_mib_data(
     MIBFormatError
         When the file is malformed.
     """
+    _warn_distributed(distributed, "load_mib_data")
     data, _, _ = _load(
         path,
         lazy,
@@ -199,6 +217,7 @@ def load_mib_data(
         series,
         counters,
         show_progressbar,
+        infer=False,
     )
     return data[0] if len(data) == 1 else data
 
@@ -212,7 +231,7 @@ def file_reader(
     navigation_shape: tuple[int, ...] | None = None,
     first_frame: int | None = None,
     last_frame: int | None = None,
-    distributed: bool = False,
+    distributed: bool | None = None,
     print_info: bool = False,
     flip_y: bool = True,
     series: bool = False,
@@ -228,7 +247,7 @@ def file_reader(
     {LAZY}
     {CHUNKS}
     {MMAP_MODE}
-    {NAVIGATION_SHAPE}
+    {NAVIGATION_SHAPE_READER}
     {FIRST_LAST_FRAME}
     {DISTRIBUTED}
     {PRINT_INFO}
@@ -259,6 +278,7 @@ def file_reader(
     unknown = set(kwargs) - {"mib_prop"}
     if unknown:
         raise TypeError(f"file_reader() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
+    _warn_distributed(distributed, "file_reader")
     datasets, prop, plans = _load(
         filename,
         lazy,

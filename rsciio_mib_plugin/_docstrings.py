@@ -23,19 +23,35 @@ MMAP_MODE = """mmap_mode : {None, "r", "c"}, default=None
 
 NAVIGATION_SHAPE = """navigation_shape : tuple of int or None, default=None
         Scan shape in HyperSpy order ``(x, y)``; the data are then shaped
-        ``(y, x, rows, cols)``. ``None`` takes it from the ``.hdr`` (ScanX/ScanY,
-        else Frames in Acquisition / Frames per Trigger), from the frame
-        timestamps for pixel-triggered scans, else returns a stack of frames.
-        More frames than the file holds is an interrupted acquisition: the
-        complete scan lines are kept and the rest is reported in a warning."""
+        ``(y, x, rows, cols)``. More frames than the file holds is an
+        interrupted acquisition: the complete scan lines are kept and the rest
+        is reported in a warning."""
+
+NAVIGATION_SHAPE_READER = (
+    NAVIGATION_SHAPE
+    + """ ``None`` takes the shape
+        from the ``.hdr`` (ScanX/ScanY, else Frames in Acquisition / Frames per
+        Trigger), from flyback exposures or the frame timestamps for
+        pixel-triggered scans, else gives a stack of frames."""
+)
+
+NAVIGATION_SHAPE_DATA = (
+    NAVIGATION_SHAPE
+    + """ ``None`` returns the frames
+        as stored, a stack ``(frames, rows, cols)`` (one frame too), as
+        RosettaSciIO's ``load_mib_data`` does; :func:`file_reader` infers the
+        scan shape."""
+)
 
 FIRST_LAST_FRAME = """first_frame, last_frame : int or None, default=None
         The frames to load, with Python slicing semantics (negative values
         count from the end)."""
 
-DISTRIBUTED = """distributed : bool, default=False
-        Accepted for compatibility: lazy arrays are always built from
-        independent, picklable chunk reads that work on ``dask.distributed``."""
+DISTRIBUTED = """distributed : bool, optional
+        Deprecated, as in RosettaSciIO (0.8): passing it warns
+        (``VisibleDeprecationWarning``) and changes nothing. Lazy arrays are
+        always built from independent, picklable chunk reads that work on
+        ``dask.distributed``."""
 
 PRINT_INFO = """print_info : bool, default=False
         Print the :class:`MIBProperties` of the file."""

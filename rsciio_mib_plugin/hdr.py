@@ -56,23 +56,25 @@ def parse_hdr_text(text: str) -> dict[str, str]:
 
     Lines are ``Key:<TAB>Value``; each line is split at its first TAB (keys
     contain colons and brackets, values contain colons), the key loses its
-    trailing colon and both sides are stripped (§9.1). The ``HDR,`` and
-    ``End`` lines are skipped.
+    trailing colon and the value its line ending, as the Merlin software
+    wrote them and as RosettaSciIO's reader keeps them (§9.1); readers of a
+    value strip it (:func:`hdr_get`). Lines with a colon but no TAB are read
+    too. The ``HDR,`` and ``End`` lines are skipped.
     """
     result = {}
     for line in text.splitlines():
-        line = line.strip("\r\n")
-        if not line.strip() or line.startswith("HDR,") or line.strip() == "End":
+        if not line.strip() or line.startswith("HDR") or line.strip() == "End":
             continue
         if "\t" in line:
             key, value = line.split("\t", 1)
+            key = key.rstrip(":")
         elif ":" in line:
             key, value = line.split(":", 1)
+            key, value = key.strip(), value.strip()
         else:
             continue
-        key = key.strip().rstrip(":").strip()
-        if key:
-            result[key] = value.strip()
+        if key.strip():
+            result[key] = value
     return result
 
 
@@ -122,17 +124,17 @@ NUMERIC_KEYS = (SCAN_X, SCAN_Y, FRAMES_IN_ACQUISITION, FRAMES_PER_TRIGGER, COUNT
 def check_numbers(hdr: dict[str, str], name) -> None:
     """Warn once per key whose value is not a whole number >= 0 (it is then ignored)."""
     for prefix in NUMERIC_KEYS:
-        key = next((k for k in hdr if k.lower().startswith(prefix.lower())), None)
+        key = next((k for k in hdr if k.strip().lower().startswith(prefix.lower())), None)
         if key is None:
             continue
-        text, value = hdr[key], hdr_int(hdr, prefix)
+        text, value = hdr[key].strip(), hdr_int(hdr, prefix)
         if value is None or value < 0:
             warnings.warn(
                 f"{name}: .hdr key {key!r} is {text[:40]!r}, not a whole number; it is ignored",
                 MIBWarning,
                 stacklevel=4,
             )
-        elif text.split()[0] != str(value):
+        elif text.split()[0] != str(value):  # e.g. "4.0"
             warnings.warn(f"{name}: .hdr key {key!r} is {text[:40]!r}, read as {value}", MIBWarning, stacklevel=4)
 
 
@@ -142,8 +144,8 @@ def hdr_get(hdr: dict[str, str] | None, prefix: str) -> str | None:
         return None
     prefix = prefix.lower()
     for key, value in hdr.items():
-        if key.lower().startswith(prefix):
-            return value
+        if key.strip().lower().startswith(prefix):
+            return value.strip()
     return None
 
 

@@ -89,7 +89,7 @@ class FrameHeader:
             "colour_mode": self.colour_mode,
             "gain_mode": self.gain_mode,
             "thresholds_keV": list(self.thresholds),
-            "dacs": [list(d) for d in self.dacs],
+            "dacs": [",".join(d) for d in self.dacs],  # one line of DACs per chip
             "text": ",".join(self.fields),
         }
         for key in ("utc_timestamp", "exposure_ns", "counter_depth"):

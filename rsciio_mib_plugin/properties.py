@@ -177,38 +177,6 @@ class MIBProperties:
         self.exposure = header.exposure_ms
         self.timestamp = header.utc_timestamp or header.timestamp
 
-    def as_dict(self) -> dict:
-        """Plain values for ``original_metadata`` (what the built-in stores)."""
-        keys = (
-            "path",
-            "buffer",
-            "merlin_size",
-            "assembly_size",
-            "raw",
-            "dynamic_range",
-            "dtype",
-            "head_size",
-            "offset",
-            "navigation_shape",
-            "xy",
-            "number_of_frames_in_file",
-            "gap",
-            "detector_geometry",
-            "roi_rows",
-            "exposure",
-            "timestamp",
-            "file_size",
-            "counter_depth",
-        )
-        out = {}
-        for key in keys:
-            value = getattr(self, key)
-            if isinstance(value, tuple):
-                value = list(value)
-            if value is not None:
-                out[key] = value
-        return out
-
     def __repr__(self) -> str:
         if self.header is None:
             return "MIBProperties(not parsed)"

@@ -237,6 +237,7 @@ def plan_scan(
     hdr: dict | None,
     evidence=None,
     counters: str | None = None,
+    infer: bool = True,
 ) -> list[ScanPlan]:
     """Decide which frames to read and the navigation shape, per dataset.
 
@@ -262,6 +263,10 @@ def plan_scan(
         ``None`` splits by counter when the ``.hdr`` says both counters are
         active (or colour mode); ``"split"`` always splits when the counter
         fields repeat; ``"join"`` never splits.
+    infer : bool
+        ``False``: without ``navigation_shape`` the frames are a stack as
+        stored (what ``load_mib_data`` gives, as RosettaSciIO's does), one
+        frame included, and split by counter only with ``counters="split"``.
 
     Returns
     -------
@@ -279,6 +284,8 @@ def plan_scan(
             cache["count"], cache["e"] = count, evidence(count)
         return cache["e"]
 
+    if not infer and user is None and counters is None:
+        counters = "join"
     order, counter_details = _counters(hdr, counters, get_evidence)
     plans = []
     if not order and "reason" in counter_details:
@@ -294,7 +301,14 @@ def plan_scan(
         if order or not_split:
             plan.details["counters"] = counter_details
         plan.messages.extend(not_split)
-        _decide(plan, n_frames, user, hdr, get_evidence, first_frame is None and last_frame is None)
+        if infer or user is not None:
+            _decide(plan, n_frames, user, hdr, get_evidence, first_frame is None and last_frame is None)
+        else:
+            plan.rule = "frames as stored (no navigation_shape)"
+            _fit(plan, None, whole=False, explicit=False)
+            plan.shape = plan.shape or (1,)
+            if plan.counter is not None:
+                plan.rule += f"; counter {plan.counter} of every {plan.step} frames"
         plans.append(plan)
     return plans
 

@@ -42,9 +42,7 @@ def metadata(prop: MIBProperties, name: str) -> dict:
     if stamp:
         date, _, time = stamp.partition("T")
         general["date"] = date
-        # HyperSpy parses the time with datetime, which keeps microseconds.
-        whole, _, fraction = time.rstrip("Z").partition(".")
-        general["time"] = whole + (f".{fraction[:6]}" if fraction else "")
+        general["time"] = time.rstrip("Z")  # as stored: ns with MQ1A, as the built-in reader gives it
         if header.utc_timestamp:
             general["time_zone"] = "UTC"
     exposure_s = prop.exposure * 1e-3
@@ -64,7 +62,11 @@ def metadata(prop: MIBProperties, name: str) -> dict:
         "Signal": {"signal_type": "electron_diffraction"},
         "Acquisition_instrument": {
             "dwell_time": exposure_s,
-            "TEM": {"Detector": {"Diffraction": _plain(detector)}},
+            # where pyxem's calibration looks for the detector pixel size (m)
+            "TEM": {
+                "physical_pixel_size": PIXEL_SIZE_M,
+                "Detector": {"Diffraction": {k: v for k, v in _plain(detector).items() if v is not None}},
+            },
         },
     }
 
@@ -95,13 +97,50 @@ def original_metadata(prop: MIBProperties, plan: ScanPlan, flip_y: bool) -> dict
             ", quad chips reassembled (4.5)" if prop.header.chips == 4 else ""
         )
     out = {
-        "mib_properties": prop.as_dict(),
+        "mib_properties": builtin_properties(prop, plan),
         "frame_header": prop.header.as_dict(),
         "mib_plugin": reading,
     }
     if prop.hdr is not None:
         out["hdr_file"] = dict(prop.hdr)
     return _plain(out)
+
+
+def builtin_properties(prop: MIBProperties, plan: ScanPlan) -> dict:
+    """``mib_properties`` with the keys and values RosettaSciIO's reader writes,
+    so scripts written for it find them; ours are beside them (``counter_depth``,
+    ``mib_plugin``). Its quirks are kept: ``dynamic_range`` "1 or 6-bit" for
+    U08, ``detector_geometry`` only for 2x2 and Nx1, ``merlin_size`` as the
+    header states it, ``number_of_frames_in_file`` unset, the count in
+    ``frame_number_in_file``, the fields it never sets ``None``.
+    """
+    header = prop.header
+    layout = header.layout.strip()
+    return {
+        "path": prop.path,
+        "buffer": prop.buffer,
+        "merlin_size": (header.height, header.width),
+        "assembly_size": "single" if header.header_bytes == 384 else "quad" if header.header_bytes == 768 else None,
+        "raw": prop.raw,
+        "dynamic_range": "1 or 6-bit" if header.pixel_type == "U08" else prop.dynamic_range,
+        "packed": None,
+        "dtype": prop.dtype,
+        "head_size": header.header_bytes,
+        "offset": 0,
+        "navigation_shape": tuple(plan.shape),
+        "xy": plan.count,
+        "number_of_frames_in_file": None,
+        "gap": None,
+        "quad_scale": None,
+        "detector_geometry": "2x2" if layout.endswith("2x2") else "Nx1" if layout.endswith("Nx1") else "",
+        "frame_double": None,
+        "roi_rows": None,
+        "exposure": prop.exposure,
+        "timestamp": prop.timestamp,
+        "file_size": prop.file_size,
+        "frame_number_in_file": prop.number_of_frames_in_file,
+        "counter_depth": prop.counter_depth,
+    }
 
 
 def _number(text: str | None) -> float | None:
@@ -114,11 +153,22 @@ def _number(text: str | None) -> float | None:
 
 
 def _plain(value):
-    """Values HyperSpy can save anywhere: no None, no numpy scalars, no dots in keys."""
+    """Values HyperSpy can save to hspy, zspy and nxs alike.
+
+    numpy scalars become Python numbers; a list of strings becomes one string
+    (one item per line) and a list of dicts a dict keyed by position, since
+    HyperSpy's NeXus reader cannot read either back. ``None`` stays (hspy and
+    zspy keep it; HyperSpy's NeXus writer leaves such keys out).
+    """
     if isinstance(value, dict):
-        return {str(k).replace(".", "_"): _plain(v) for k, v in value.items() if v is not None}
+        return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        items = [_plain(v) for v in value]
+        if items and all(isinstance(v, str) for v in items):
+            return "\n".join(items)
+        if items and all(isinstance(v, dict) for v in items):
+            return {str(i): v for i, v in enumerate(items)}
+        return type(value)(items) if isinstance(value, tuple) else items
     if isinstance(value, np.generic):
         return value.item()
     return value

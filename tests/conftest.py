@@ -87,3 +87,15 @@ def reference_raw(path, depth: int) -> np.ndarray:
             img = quad
         out.append(img)
     return np.array(out)
+
+
+def read_scan(path, **kwargs):
+    """The data of the first dataset as ``hs.load`` shapes it (scan inferred), in file order.
+
+    ``load_mib_data`` returns the frames as stored unless given a
+    ``navigation_shape`` (as RosettaSciIO's does); tests of the scan-shape
+    rules and of the readers behind them read through ``file_reader``.
+    """
+    from rsciio_mib_plugin import file_reader
+
+    return file_reader(path, flip_y=False, **kwargs)[0]["data"]

@@ -237,7 +237,24 @@ FIELD_VALUES = st.one_of(
     st.text(alphabet="0123456789", min_size=0, max_size=7),
     st.text(alphabet="0123456789", min_size=15, max_size=330),  # beyond int64 and float (issue 11)
     st.sampled_from(
-        ["", "-1", "0", "99999", "U07", "R64", "U01", "U64", "1e9", "1e400", "nan", "inf", "MQ1A", "   2x2G", "Nx1", "ff"]
+        [
+            "",
+            "-1",
+            "0",
+            "99999",
+            "U07",
+            "R64",
+            "U01",
+            "U64",
+            "1e9",
+            "1e400",
+            "nan",
+            "inf",
+            "MQ1A",
+            "   2x2G",
+            "Nx1",
+            "ff",
+        ]
     ),
     st.sampled_from(["3000-01-01T00:00:00.000000000Z", "1677-01-01T00:00:00Z", "9" * 320 + "ns", "-5ns"]),
     st.text(min_size=0, max_size=6).filter(lambda s: "," not in s),

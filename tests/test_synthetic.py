@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import reference_raw, reference_read
+from conftest import read_scan, reference_raw, reference_read
 
 from rsciio_mib_plugin import MIBFormatError, MIBProperties, file_reader, load_mib_data, write_mib
 from rsciio_mib_plugin.header import parse_header
@@ -27,13 +27,16 @@ def test_processed_round_trip(tmp_path, depth, frame, scan, hdr):
     data = frames(scan + frame, depth)
     path = write_mib(tmp_path / "scan.mib", data, counter_depth=depth, hdr=hdr)
     expected_scan = scan if hdr else ((int(np.prod(scan)),) if scan else ())
-    out = load_mib_data(path, return_mmap=False)
+    out = read_scan(path)
     assert out.shape == expected_scan + frame and out.dtype == DTYPES[depth]
+    stack = load_mib_data(path, return_mmap=False)  # frames as stored
+    assert stack.shape == (max(1, int(np.prod(scan))),) + frame
     np.testing.assert_array_equal(out.reshape(data.shape), data)
     # an independent numpy reading of the bytes agrees
     ref, _ = reference_read(path)
     np.testing.assert_array_equal(ref.reshape(data.shape), data)
-    lazy = load_mib_data(path, lazy=True, return_mmap=False)
+    np.testing.assert_array_equal(stack.reshape(out.shape), out)
+    lazy = read_scan(path, lazy=True)
     np.testing.assert_array_equal(lazy.compute(), out)
 
 
@@ -47,10 +50,11 @@ def test_raw_round_trip(tmp_path, depth, frame):
     path = write_mib(tmp_path / "raw.mib", data, counter_depth=depth, raw=True)
     prop = MIBProperties.from_path(path)
     assert prop.raw and prop.header.pixel_type == "R64" and prop.counter_depth == depth
-    out = load_mib_data(path, return_mmap=False)
+    out = read_scan(path)
     assert out.dtype == DTYPES[depth]
     np.testing.assert_array_equal(out, data)
-    np.testing.assert_array_equal(load_mib_data(path, lazy=True, return_mmap=False).compute(), data)
+    np.testing.assert_array_equal(read_scan(path, lazy=True).compute(), data)
+    np.testing.assert_array_equal(load_mib_data(path, return_mmap=False), data.reshape((-1,) + frame))
     if frame != (514, 514):
         np.testing.assert_array_equal(reference_raw(path, depth).reshape(data.shape), data)
 
@@ -97,7 +101,7 @@ def test_fewer_frames_than_one_line_is_a_stack(tmp_path):
     with open(path, "r+b") as f:
         f.truncate((384 + 64 * 256) * 3)
     with pytest.warns(UserWarning, match="less than one line"):
-        out = load_mib_data(path, return_mmap=False)
+        out = read_scan(path)
     assert out.shape == (3, 64, 256)
     np.testing.assert_array_equal(out, data.reshape(12, 64, 256)[:3])
 
