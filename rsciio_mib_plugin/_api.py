@@ -108,8 +108,12 @@ def _load(
     counters=None,
     show_progressbar=None,
     infer=True,
+    flip=False,
 ):
-    """Read every dataset of a file: ``([data, ...], prop, [plan, ...])``."""
+    """Read every dataset of a file: ``([data, ...], prop, [plan, ...])``.
+
+    ``flip`` reverses the rows while reading (eager and lazy reads only).
+    """
     prop = mib_prop if mib_prop is not None else MIBProperties.from_path(path, series=series)
     if not isinstance(prop, MIBProperties) or prop.header is None:
         raise TypeError("`mib_prop` must be a parsed MIBProperties (MIBProperties.from_path(path))")
@@ -130,13 +134,10 @@ def _load(
             frames = memmap_frames(source, geometry, prop.number_of_frames_in_file, plan, mode)
             out.append((frames["data"], frames["header"]) if return_headers else frames["data"])
         elif lazy:
-            out.append(lazy_array(prop.segments, geometry, plan, chunks))
+            out.append(lazy_array(prop.segments, geometry, plan, chunks, flip))
         else:
-            out.append(
-                read_planned(
-                    source, prop.segments, geometry, plan, show_progressbar=_show_progressbar(show_progressbar)
-                )
-            )
+            progress = _show_progressbar(show_progressbar)
+            out.append(read_planned(source, prop.segments, geometry, plan, show_progressbar=progress, flip=flip))
     return out, prop, plans
 
 
@@ -294,11 +295,10 @@ def file_reader(
         series,
         counters,
         show_progressbar,
+        flip=flip_y,
     )
     out = []
     for data, plan in zip(datasets, plans):
-        if flip_y:
-            data = data[..., ::-1, :]
         md = metadata(prop, prop.source.name)
         if plan.counter is not None:
             md["General"]["title"] += f" (counter {plan.counter})"

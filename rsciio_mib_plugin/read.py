@@ -98,9 +98,15 @@ def read_planned(
     plan: ScanPlan,
     threads: int = 2,
     show_progressbar: bool = False,
+    flip: bool = False,
 ) -> np.ndarray:
-    """Read and decode the planned frames into a new native array shaped like the scan."""
-    out = np.empty((plan.count,) + geometry.shape, dtype=geometry.dtype)
+    """Read and decode the planned frames into a new native array shaped like the scan.
+
+    ``flip`` reverses the rows of every frame while it is copied (the Merlin
+    display orientation), at no extra cost.
+    """
+    array = np.empty((plan.count,) + geometry.shape, dtype=geometry.dtype)
+    out = array[:, ::-1] if flip else array
     bar = None
     if show_progressbar and out.nbytes > PROGRESS_BYTES:
         from tqdm.auto import tqdm
@@ -111,7 +117,7 @@ def read_planned(
     finally:
         if bar is not None:
             bar.close()
-    return out.reshape(plan.shape + geometry.shape)
+    return array.reshape(plan.shape + geometry.shape)
 
 
 def _pieces(segments: tuple[Segment, ...], frames: np.ndarray, per_block: int) -> list[tuple[int, int, int, int]]:
@@ -303,8 +309,11 @@ def default_chunks(nav_shape: tuple[int, ...], geometry: Geometry, limit: int = 
     return tuple(reversed(chunks)) + geometry.shape
 
 
-def lazy_array(segments: tuple[Segment, ...], geometry: Geometry, plan: ScanPlan, chunks="auto"):
-    """A dask array of the planned frames, one independent read task per chunk."""
+def lazy_array(segments: tuple[Segment, ...], geometry: Geometry, plan: ScanPlan, chunks="auto", flip: bool = False):
+    """A dask array of the planned frames, one independent read task per chunk.
+
+    ``flip`` reverses the rows of every frame while each chunk is read.
+    """
     import dask.array as da
     from dask.array.core import normalize_chunks
 
@@ -327,12 +336,12 @@ def lazy_array(segments: tuple[Segment, ...], geometry: Geometry, plan: ScanPlan
             f"`chunks`={asked!r} makes {count} chunks of an array of shape {shape}; at most {MAX_CHUNKS} "
             "are allowed (use larger chunks, or 'auto')"
         )
-    name = "mib-" + _token(segments, geometry, plan, chunks)
+    name = "mib-" + _token(segments, geometry, plan, chunks, flip)
     bounds = [np.r_[0, np.cumsum(c)].tolist() for c in chunks]
     graph = {}
     for index in np.ndindex(*[len(c) for c in chunks]):
         slices = tuple(slice(b[i], b[i + 1]) for b, i in zip(bounds, index))
-        graph[(name,) + index] = (read_chunk, segments, geometry, plan, slices)
+        graph[(name,) + index] = (read_chunk, segments, geometry, plan, slices, flip)
     return da.Array(graph, name, chunks, dtype=geometry.dtype)
 
 
@@ -419,24 +428,30 @@ _chunk_memory = _ChunkMemory()
 
 
 def read_chunk(
-    segments: tuple[Segment, ...], geometry: Geometry, plan: ScanPlan, slices: tuple[slice, ...]
+    segments: tuple[Segment, ...], geometry: Geometry, plan: ScanPlan, slices: tuple[slice, ...], flip: bool = False
 ) -> np.ndarray:
     """Read one chunk: the frames under its navigation slices, then its signal slice.
 
     Processed frames are read only for the chunk's rows; RAW frames are
-    decoded whole (their rows are not separate in the file).
+    decoded whole (their rows are not separate in the file). With ``flip``
+    the slices are in the flipped frame, and rows are reversed while copied.
     """
     nav = len(plan.shape)
     nav_slices, (rows, cols) = slices[:nav], slices[nav:]
+    if flip:  # the same rows of the file, counted from the other end
+        n_rows = geometry.shape[0]
+        rows = slice(n_rows - rows.stop, n_rows - rows.start)
     frames = plan.frame_numbers(nav_slices or None)
     nav_shape = tuple(s.stop - s.start for s in nav_slices)
     whole_rows, whole_cols = rows == slice(0, geometry.shape[0]), cols == slice(0, geometry.shape[1])
     if whole_rows or geometry.raw:
         out = _chunk_memory.empty((frames.size,) + geometry.shape, geometry.dtype)
-        read_frames(segment_source(segments[0]), segments, geometry, frames, out)
+        read_frames(segment_source(segments[0]), segments, geometry, frames, out[:, ::-1] if flip else out)
+        if flip:
+            rows = slice(geometry.shape[0] - rows.stop, geometry.shape[0] - rows.start)
     else:
         out = _chunk_memory.empty((frames.size, rows.stop - rows.start, geometry.shape[1]), geometry.dtype)
-        _read_rows(segments, geometry, frames, rows, out)
+        _read_rows(segments, geometry, frames, rows, out[:, ::-1] if flip else out)
         rows = slice(None)
     if not (whole_rows and whole_cols):
         out = np.ascontiguousarray(out[:, rows, cols])

@@ -231,3 +231,14 @@ def test_line_trigger_hdr_without_scanx(tmp_path):
     (d,) = file_reader(path, flip_y=False)
     np.testing.assert_array_equal(d["data"], data)
     assert d["original_metadata"]["mib_plugin"]["navigation_shape_rule"] == "hdr frames per trigger (line trigger)"
+
+
+@pytest.mark.parametrize("chunks", ["auto", (1, 2, 8, 256), (3, 1, 24, 128)])
+def test_flip_is_done_while_reading(scan, chunks):
+    path, data, _ = scan
+    (d,) = file_reader(path, lazy=True, chunks=chunks)
+    assert len(d["data"].dask.layers) == 1  # no dask step after the reads
+    np.testing.assert_array_equal(d["data"].compute(), data[..., ::-1, :])
+    (d,) = file_reader(path)
+    np.testing.assert_array_equal(d["data"], data[..., ::-1, :])
+    assert d["data"].flags.c_contiguous
