@@ -53,15 +53,21 @@ CASES = {
         touch(s.data)
     """,
     "ours lazy sum over scan": """
+        from rsciio_mib_plugin import file_reader
+        (d,) = file_reader(PATH, lazy=True)  # what hs.load(lazy=True) holds: rows flipped
+        result = d["data"].sum(axis=(0, 1), dtype=np.uint64).compute(scheduler="threads", num_workers=2)
+        touch(result)
+    """,
+    "ours load_mib_data lazy sum (file order)": """
         from rsciio_mib_plugin import load_mib_data
-        data = load_mib_data(PATH, lazy=True, return_mmap=False)
-        result = data.sum(axis=(0, 1), dtype=np.uint64).compute(scheduler="threads", num_workers=2)
+        data = load_mib_data(PATH, lazy=True, return_mmap=False)  # frames as stored, rows not reversed
+        result = data.sum(axis=0, dtype=np.uint64).compute(scheduler="threads", num_workers=2)
         touch(result)
     """,
     "ours lazy virtual image": """
-        from rsciio_mib_plugin import load_mib_data
-        data = load_mib_data(PATH, lazy=True, return_mmap=False)
-        result = data.sum(axis=(2, 3), dtype=np.uint64).compute(scheduler="threads", num_workers=2)
+        from rsciio_mib_plugin import file_reader
+        (d,) = file_reader(PATH, lazy=True)
+        result = d["data"].sum(axis=(2, 3), dtype=np.uint64).compute(scheduler="threads", num_workers=2)
         touch(result)
     """,
     "ours hs.load lazy -> zspy": """
