@@ -11,9 +11,10 @@ from . import _docstrings as doc
 from .errors import MIBFormatError, MIBWarning
 from .header import header_exposure_ms, header_timestamp, parse_evidence
 from .properties import MIBProperties
-from .read import lazy_array, memmap_frames, read_headers, read_planned
+from .read import lazy_array, memmap_frames, read_headers, read_planned, read_transformed
 from .scan import Evidence, ScanPlan, plan_scan
 from .signal import axes, metadata, original_metadata
+from .transform import check_transform
 
 #: Frames whose headers are examined for the scan shape (timestamps,
 #: exposures, counter fields).
@@ -27,7 +28,9 @@ def read_evidence(prop: MIBProperties, count: int = EVIDENCE_FRAMES) -> Evidence
     return Evidence(times_ns=times, exposures_ms=exposures, counters=counters)
 
 
-def _plans(prop: MIBProperties, navigation_shape, first_frame, last_frame, counters, infer=True) -> list[ScanPlan]:
+def _plans(
+    prop: MIBProperties, navigation_shape, first_frame, last_frame, counters, infer=True, sync_offset=0
+) -> list[ScanPlan]:
     plans = plan_scan(
         prop.number_of_frames_in_file,
         first_frame,
@@ -37,6 +40,7 @@ def _plans(prop: MIBProperties, navigation_shape, first_frame, last_frame, count
         lambda count: read_evidence(prop, count),
         counters,
         infer,
+        sync_offset,
     )
     for plan in plans:
         for message in plan.messages:
@@ -109,10 +113,15 @@ def _load(
     show_progressbar=None,
     infer=True,
     flip=False,
+    quad_gap=None,
+    bin_signal=1,
+    bin_navigation=1,
+    sync_offset=0,
 ):
-    """Read every dataset of a file: ``([data, ...], prop, [plan, ...])``.
+    """Read every dataset of a file: ``([data, ...], prop, [plan, ...], [transform, ...])``.
 
     ``flip`` reverses the rows while reading (eager and lazy reads only).
+    Frames are selected and offset, then shaped, then gapped and binned.
     """
     prop = mib_prop if mib_prop is not None else MIBProperties.from_path(path, series=series)
     if not isinstance(prop, MIBProperties) or prop.header is None:
@@ -124,21 +133,31 @@ def _load(
     if return_mmap and len(prop.segments) > 1:
         raise ValueError("a memory map covers one file: use return_mmap=False to read a multi-file series")
     mode = _check_mmap_mode(mmap_mode, lazy)
-    plans = _plans(prop, navigation_shape, first_frame, last_frame, counters, infer)
+    plans = _plans(prop, navigation_shape, first_frame, last_frame, counters, infer, sync_offset)
+    geometry, source = prop.geometry, prop.source
+    transforms = [
+        check_transform(quad_gap, bin_signal, bin_navigation, geometry, plan.shape, prop.source.name) for plan in plans
+    ]
     if print_info:
         print(prop)  # noqa: T201
-    geometry, source = prop.geometry, prop.source
     out = []
-    for plan in plans:
+    for plan, transform in zip(plans, transforms):
         if return_mmap:
+            if not transform.identity or plan.blank:
+                raise ValueError(
+                    "a memory map shows the file as it is: quad_gap, bin_signal, bin_navigation and a negative "
+                    "sync_offset need return_mmap=False"
+                )
             frames = memmap_frames(source, geometry, prop.number_of_frames_in_file, plan, mode)
             out.append((frames["data"], frames["header"]) if return_headers else frames["data"])
         elif lazy:
-            out.append(lazy_array(prop.segments, geometry, plan, chunks, flip))
-        else:
+            out.append(lazy_array(prop.segments, geometry, plan, chunks, flip, transform))
+        elif transform.identity:
             progress = _show_progressbar(show_progressbar)
             out.append(read_planned(source, prop.segments, geometry, plan, show_progressbar=progress, flip=flip))
-    return out, prop, plans
+        else:
+            out.append(read_transformed(source, prop.segments, geometry, plan, transform, flip=flip))
+    return out, prop, plans, transforms
 
 
 @doc.fill
@@ -159,6 +178,10 @@ def load_mib_data(
     series: bool = False,
     counters: str | None = None,
     show_progressbar: bool | None = None,
+    quad_gap: int | None = None,
+    bin_signal: int = 1,
+    bin_navigation: int = 1,
+    sync_offset: int = 0,
 ):
     """Load the frames of a Merlin ``.mib`` file or buffer as an array.
 
@@ -189,6 +212,7 @@ def load_mib_data(
     {SERIES}
     {COUNTERS}
     {SHOW_PROGRESSBAR}
+    {GEOMETRY}
 
     Returns
     -------
@@ -203,7 +227,7 @@ def load_mib_data(
         When the file is malformed.
     """
     _warn_distributed(distributed, "load_mib_data")
-    data, _, _ = _load(
+    data, _, _, _ = _load(
         path,
         lazy,
         chunks,
@@ -219,6 +243,10 @@ def load_mib_data(
         counters,
         show_progressbar,
         infer=False,
+        quad_gap=quad_gap,
+        bin_signal=bin_signal,
+        bin_navigation=bin_navigation,
+        sync_offset=sync_offset,
     )
     return data[0] if len(data) == 1 else data
 
@@ -238,6 +266,10 @@ def file_reader(
     series: bool = False,
     counters: str | None = None,
     show_progressbar: bool | None = None,
+    quad_gap: int | None = None,
+    bin_signal: int = 1,
+    bin_navigation: int = 1,
+    sync_offset: int = 0,
     **kwargs,
 ) -> list[dict]:
     """Read a Quantum Detectors Merlin ``.mib`` file for HyperSpy.
@@ -260,6 +292,7 @@ def file_reader(
     {SERIES}
     {COUNTERS}
     {SHOW_PROGRESSBAR}
+    {GEOMETRY}
     **kwargs
         ``mib_prop`` is passed on to :func:`load_mib_data`; any other
         keyword is an error.
@@ -280,7 +313,7 @@ def file_reader(
     if unknown:
         raise TypeError(f"file_reader() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
     _warn_distributed(distributed, "file_reader")
-    datasets, prop, plans = _load(
+    datasets, prop, plans, transforms = _load(
         filename,
         lazy,
         chunks,
@@ -296,18 +329,22 @@ def file_reader(
         counters,
         show_progressbar,
         flip=flip_y,
+        quad_gap=quad_gap,
+        bin_signal=bin_signal,
+        bin_navigation=bin_navigation,
+        sync_offset=sync_offset,
     )
     out = []
-    for data, plan in zip(datasets, plans):
-        md = metadata(prop, prop.source.name)
+    for data, plan, transform in zip(datasets, plans, transforms):
+        md = metadata(prop, prop.source.name, transform)
         if plan.counter is not None:
             md["General"]["title"] += f" (counter {plan.counter})"
         out.append(
             {
                 "data": data,
-                "axes": axes(plan.shape, prop.geometry.shape),
+                "axes": axes(data.shape[:-2], data.shape[-2:], transform.bin_navigation, transform.bin_signal),
                 "metadata": md,
-                "original_metadata": original_metadata(prop, plan, flip_y),
+                "original_metadata": original_metadata(prop, plan, flip_y, transform),
                 "mapping": {},
             }
         )

@@ -74,6 +74,30 @@ SHOW_PROGRESSBAR = """show_progressbar : bool or None, default=None
         ``None`` follows HyperSpy's ``show_progressbar`` preference when HyperSpy
         is in use (lazy arrays show HyperSpy's own bar on ``compute()``)."""
 
+GEOMETRY = """quad_gap : int or None, default=None
+        For quad frames, put this many zero-filled rows and columns between
+        the chips (3 gives 515×515, as pyxem and ePSIC do; a ``2x2G`` file's
+        2-pixel gap is re-spaced). The gap pixels are recorded in
+        ``original_metadata.mib_plugin.quad_gap`` and, for :func:`file_reader`,
+        as a boolean mask in ``metadata.General.mask`` (pyxem's
+        ``s.calibration.mask``). ``None`` keeps the file's layout.
+    bin_signal, bin_navigation : int, default=1
+        Sum bins of this many pixels per side in the detector plane, and of
+        scan positions per navigation axis, done block by block while reading
+        (eager memory is the binned array plus a few blocks). The dtype is
+        widened so no sum overflows (uint8 -> uint16, uint16 -> uint32,
+        uint32 -> uint64); the axes' scales grow by the factor and their
+        offsets move to the bin centres. Sizes the factor does not divide are
+        an error.
+    sync_offset : int, default=0
+        Positive: skip that many frames at the start; negative: put that many
+        blank (zero) frames before the first. Applied to the selected frames
+        (``first_frame``/``last_frame``) before the scan is shaped; frames that
+        no longer fit at the end are dropped and counted in the warning.
+
+    Frames are selected and offset first, then shaped (navigation shape,
+    flyback, counters), then gapped, then binned."""
+
 HEADERS = """headers : bytes or iterable of bytes
         One frame header, or many (a list, or the ``headers`` array returned
         by :func:`load_mib_data` with ``return_headers=True``)."""

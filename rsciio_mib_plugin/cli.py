@@ -124,6 +124,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("--navigation-shape", type=_shape, help="scan shape X,Y when the files do not say it")
     convert.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    convert.add_argument("--first-frame", type=int, help="first frame to convert (Python slicing)")
+    convert.add_argument("--last-frame", type=int, help="frame to stop before (Python slicing)")
+    convert.add_argument("--sync-offset", type=int, default=0, help="skip (>0) or prepend blank (<0) frames")
+    convert.add_argument("--quad-gap", type=int, help="pixels between the chips of quad frames (3: 515x515)")
+    convert.add_argument("--bin-signal", type=int, default=1, help="sum bins of N x N detector pixels")
+    convert.add_argument("--bin-navigation", type=int, default=1, help="sum bins of N x N scan positions")
     convert.set_defaults(run=_convert)
     return parser
 
@@ -381,7 +387,18 @@ def _convert(args) -> int:
         raise ValueError(f"not overwriting {', '.join(existing)} (use --overwrite)")
     out_dir.mkdir(parents=True, exist_ok=True)
     for i, (source, target) in enumerate(targets, 1):
-        signal = hs.load(source, file_format=rsciio_mib_plugin, lazy=True, navigation_shape=args.navigation_shape)
+        signal = hs.load(
+            source,
+            file_format=rsciio_mib_plugin,
+            lazy=True,
+            navigation_shape=args.navigation_shape,
+            first_frame=args.first_frame,
+            last_frame=args.last_frame,
+            sync_offset=args.sync_offset,
+            quad_gap=args.quad_gap,
+            bin_signal=args.bin_signal,
+            bin_navigation=args.bin_navigation,
+        )
         signals = signal if isinstance(signal, list) else [signal]
         for s in signals:
             counter = s.original_metadata.get_item("mib_plugin.counter")

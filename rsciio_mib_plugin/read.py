@@ -27,6 +27,7 @@ from .layout import Geometry
 from .scan import ScanPlan
 from .source import Segment, Source, open_fd, read_exact, segment_source
 from .stream import frame_prefix
+from .transform import Transform, grouped_frames
 
 #: Bytes mapped and decoded at once (bounds the memory beside the output).
 BLOCK_BYTES = 16 << 20
@@ -120,13 +121,49 @@ def read_planned(
     return array.reshape(plan.shape + geometry.shape)
 
 
+def read_transformed(
+    source: Source,
+    segments: tuple[Segment, ...],
+    geometry: Geometry,
+    plan: ScanPlan,
+    transform: Transform,
+    threads: int = 2,
+    flip: bool = False,
+) -> np.ndarray:
+    """Read the planned frames gapped and binned (:mod:`.transform`), block by block:
+    memory is the output plus a few blocks of decoded frames."""
+    nav = transform.navigation_shape(plan.shape)
+    shape = transform.frame_shape(geometry)
+    groups = grouped_frames(plan.frame_numbers, tuple(slice(0, n) for n in nav), transform.bin_navigation)
+    out = np.empty((groups.shape[0],) + shape, transform.dtype(geometry))
+    _read_groups(source, segments, geometry, transform, groups, out[:, ::-1] if flip else out, threads)
+    return out.reshape(nav + shape)
+
+
+def _read_groups(source, segments, geometry, transform, groups: np.ndarray, out: np.ndarray, threads: int) -> None:
+    """Each row of ``groups`` (the source frames of one output position) summed into ``out``."""
+    per_group = groups.shape[1]
+    step = max(1, 4 * _frames_per_block(geometry) // per_group)  # output positions per read
+    scratch = np.empty((min(step, groups.shape[0]) * per_group,) + geometry.shape, geometry.dtype)
+    for i in range(0, groups.shape[0], step):
+        frames = groups[i : i + step].ravel()
+        block = scratch[: frames.size]
+        read_frames(source, segments, geometry, frames, block, threads)
+        signal = transform.signal(block)
+        if per_group > 1:
+            signal = signal.reshape((-1, per_group) + signal.shape[1:]).sum(axis=1, dtype=out.dtype)
+        out[i : i + step] = signal
+
+
 def _pieces(segments: tuple[Segment, ...], frames: np.ndarray, per_block: int) -> list[tuple[int, int, int, int]]:
     """Split frame numbers into reads: (segment, first local frame, output index, count)."""
     pieces = []
     firsts = [s.first for s in segments]
-    breaks = np.flatnonzero(np.diff(frames) != 1) + 1
+    breaks = np.flatnonzero((np.diff(frames) != 1) | (frames[:-1] < 0)) + 1  # a blank frame is a run of its own
     for a, b in zip(np.r_[0, breaks].tolist(), np.r_[breaks, frames.size].tolist()):
         frame, index = int(frames[a]), a
+        if frame < 0:  # a blank frame (negative sync_offset): zero-filled by the caller
+            continue
         while index < b:
             seg = bisect.bisect_right(firsts, frame) - 1
             n = min(b - index, segments[seg].first + segments[seg].count - frame, per_block)
@@ -146,8 +183,12 @@ def read_frames(
 ) -> None:
     """Read frames (numbers in the acquisition) into ``out``, files in parallel blocks.
 
-    ``progress(n)`` is called after every block of ``n`` frames.
+    ``progress(n)`` is called after every block of ``n`` frames. Frame
+    number -1 is a blank frame (a negative ``sync_offset``): zeros.
     """
+    blank = frames < 0
+    if blank.any():
+        out[np.flatnonzero(blank)] = 0
     pieces = _pieces(segments, frames, _frames_per_block(geometry))
     if source.buffer is not None:
         seg = segments[0]
@@ -297,19 +338,28 @@ def _header_difference(head: np.ndarray, geometry: Geometry, prefix: int) -> str
 # --- lazy ----------------------------------------------------------------------
 
 
-def default_chunks(nav_shape: tuple[int, ...], geometry: Geometry, limit: int = CHUNK_BYTES) -> tuple[int, ...]:
+def default_chunks(
+    nav_shape: tuple[int, ...], frame_shape: tuple[int, int], dtype, limit: int = CHUNK_BYTES
+) -> tuple[int, ...]:
     """Whole-frame chunks of about ``limit`` bytes, split along the slowest axes."""
-    frame_bytes = math.prod(geometry.shape) * geometry.dtype.itemsize
+    frame_bytes = math.prod(frame_shape) * np.dtype(dtype).itemsize
     budget = max(1, limit // frame_bytes)  # frames per chunk
     chunks = []
     for size in reversed(nav_shape):
         step = max(1, min(size, budget))
         chunks.append(step)
         budget = max(1, budget // size)
-    return tuple(reversed(chunks)) + geometry.shape
+    return tuple(reversed(chunks)) + tuple(frame_shape)
 
 
-def lazy_array(segments: tuple[Segment, ...], geometry: Geometry, plan: ScanPlan, chunks="auto", flip: bool = False):
+def lazy_array(
+    segments: tuple[Segment, ...],
+    geometry: Geometry,
+    plan: ScanPlan,
+    chunks="auto",
+    flip: bool = False,
+    transform: Transform | None = None,
+):
     """A dask array of the planned frames, one independent read task per chunk.
 
     ``flip`` reverses the rows of every frame while each chunk is read.
@@ -317,32 +367,45 @@ def lazy_array(segments: tuple[Segment, ...], geometry: Geometry, plan: ScanPlan
     import dask.array as da
     from dask.array.core import normalize_chunks
 
-    shape = plan.shape + geometry.shape
+    if transform is not None and transform.identity:
+        transform = None
+    if transform is None:
+        nav, frame, dtype = plan.shape, geometry.shape, geometry.dtype
+    else:
+        nav, frame, dtype = (
+            transform.navigation_shape(plan.shape),
+            transform.frame_shape(geometry),
+            transform.dtype(geometry),
+        )
+    shape = nav + frame
     if isinstance(chunks, str) and chunks == "auto":
-        chunks = default_chunks(plan.shape, geometry)
+        chunks = default_chunks(nav, frame, dtype)
     asked = chunks
     try:
-        chunks = normalize_chunks(chunks, shape, limit=CHUNK_BYTES, dtype=geometry.dtype)
+        chunks = normalize_chunks(chunks, shape, limit=CHUNK_BYTES, dtype=dtype)
     except ZeroDivisionError:
         raise ValueError(f"`chunks`={asked!r}: chunk sizes must be positive") from None
     except (ValueError, TypeError) as err:
         raise ValueError(f"`chunks`={asked!r} cannot chunk an array of shape {shape}: {err}") from None
     if any(size <= 0 for c, n in zip(chunks, shape) if n for size in c):
         raise ValueError(f"`chunks`={asked!r} cannot chunk an array of shape {shape}: chunk sizes must be positive")
-    chunks = _coarsen_signal_chunks(chunks, geometry, asked)
+    chunks = _coarsen_signal_chunks(chunks, frame, dtype, asked)
     count = math.prod(len(c) for c in chunks)
     if count > MAX_CHUNKS:
         raise ValueError(
             f"`chunks`={asked!r} makes {count} chunks of an array of shape {shape}; at most {MAX_CHUNKS} "
             "are allowed (use larger chunks, or 'auto')"
         )
-    name = "mib-" + _token(segments, geometry, plan, chunks, flip)
+    name = "mib-" + _token(segments, geometry, plan, chunks, flip, transform)
     bounds = [np.r_[0, np.cumsum(c)].tolist() for c in chunks]
     graph = {}
     for index in np.ndindex(*[len(c) for c in chunks]):
         slices = tuple(slice(b[i], b[i + 1]) for b, i in zip(bounds, index))
-        graph[(name,) + index] = (read_chunk, segments, geometry, plan, slices, flip)
-    return da.Array(graph, name, chunks, dtype=geometry.dtype)
+        if transform is None:
+            graph[(name,) + index] = (read_chunk, segments, geometry, plan, slices, flip)
+        else:
+            graph[(name,) + index] = (read_transformed_chunk, segments, geometry, plan, slices, flip, transform)
+    return da.Array(graph, name, chunks, dtype=dtype)
 
 
 #: Most chunks a lazy array may have (the task graph lives in memory).
@@ -352,16 +415,16 @@ MAX_CHUNKS = 1_000_000
 MIN_SIGNAL_CHUNK_BYTES = 4096
 
 
-def _coarsen_signal_chunks(chunks: tuple, geometry: Geometry, asked) -> tuple:
+def _coarsen_signal_chunks(chunks: tuple, frame: tuple[int, int], dtype, asked) -> tuple:
     """Merge signal chunks smaller than :data:`MIN_SIGNAL_CHUNK_BYTES`, with a warning."""
     rows, cols = chunks[-2:]  # the first chunk of each is the regular size
-    itemsize = geometry.dtype.itemsize
+    itemsize = np.dtype(dtype).itemsize
     if rows[0] * cols[0] * itemsize >= MIN_SIGNAL_CHUNK_BYTES:
         return chunks
-    cols = (geometry.shape[1],)
+    cols = (frame[1],)
     if cols[0] * itemsize * rows[0] < MIN_SIGNAL_CHUNK_BYTES:
-        step = -(-MIN_SIGNAL_CHUNK_BYTES // (cols[0] * itemsize))
-        n = geometry.shape[0]
+        step = min(frame[0], -(-MIN_SIGNAL_CHUNK_BYTES // (cols[0] * itemsize)))
+        n = frame[0]
         rows = (step,) * (n // step) + ((n % step,) if n % step else ())
     coarse = chunks[:-2] + (rows, cols)
     warnings.warn(
@@ -456,6 +519,26 @@ def read_chunk(
     if not (whole_rows and whole_cols):
         out = np.ascontiguousarray(out[:, rows, cols])
     return out.reshape(nav_shape + out.shape[1:])
+
+
+def read_transformed_chunk(
+    segments: tuple[Segment, ...],
+    geometry: Geometry,
+    plan: ScanPlan,
+    slices: tuple[slice, ...],
+    flip: bool,
+    transform: Transform,
+) -> np.ndarray:
+    """One chunk of a gapped or binned lazy array: its bins read whole, then its signal slice."""
+    nav = len(plan.shape)
+    nav_slices, (rows, cols) = slices[:nav], slices[nav:]
+    groups = grouped_frames(plan.frame_numbers, nav_slices, transform.bin_navigation)
+    frame = transform.frame_shape(geometry)
+    out = np.empty((groups.shape[0],) + frame, transform.dtype(geometry))
+    _read_groups(segment_source(segments[0]), segments, geometry, transform, groups, out[:, ::-1] if flip else out, 1)
+    if (rows, cols) != (slice(0, frame[0]), slice(0, frame[1])):
+        out = np.ascontiguousarray(out[:, rows, cols])
+    return out.reshape(tuple(s.stop - s.start for s in nav_slices) + out.shape[1:])
 
 
 def _read_rows(segments: tuple[Segment, ...], geometry: Geometry, frames: np.ndarray, rows: slice, out) -> None:

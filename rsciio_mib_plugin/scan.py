@@ -43,6 +43,8 @@ class ScanPlan:
     offset: int = 0
     step: int = 1
     counter: int | None = None
+    blank: int = 0  # frames before the first real one that are blank (negative sync_offset)
+    sync_offset: int = 0
 
     @property
     def count(self) -> int:
@@ -66,8 +68,10 @@ class ScanPlan:
             per_line = self.line_frames or shape[-1] * self.step
         else:
             lines, per_line = np.zeros(1, np.int64), 0
-        frames = self.start + self.offset + lines[:, None] * per_line + x[None, :] * self.step
-        return frames.ravel()
+        frames = (self.start + self.offset + lines[:, None] * per_line + x[None, :] * self.step).ravel()
+        if self.blank:  # numbers before the first real frame are blank frames: -1
+            frames[frames < self.start + self.blank] = -1
+        return frames
 
 
 def select_frames(n_frames: int, first_frame, last_frame) -> tuple[int, int]:
@@ -238,6 +242,7 @@ def plan_scan(
     evidence=None,
     counters: str | None = None,
     infer: bool = True,
+    sync_offset: int = 0,
 ) -> list[ScanPlan]:
     """Decide which frames to read and the navigation shape, per dataset.
 
@@ -267,6 +272,10 @@ def plan_scan(
         ``False``: without ``navigation_shape`` the frames are a stack as
         stored (what ``load_mib_data`` gives, as RosettaSciIO's does), one
         frame included, and split by counter only with ``counters="split"``.
+    sync_offset : int
+        Applied to the selected frames before the scan is shaped: a positive
+        value skips that many frames at the start, a negative one puts that
+        many blank frames before the first (LiberTEM's ``sync_offset``).
 
     Returns
     -------
@@ -274,6 +283,12 @@ def plan_scan(
         One plan per dataset (counter).
     """
     start, stop = select_frames(n_frames, first_frame, last_frame)
+    if isinstance(sync_offset, (bool, np.bool_)) or not isinstance(sync_offset, (int, np.integer)):
+        raise TypeError(f"`sync_offset` must be an integer, not {sync_offset!r}")
+    if sync_offset >= stop - start:
+        raise ValueError(f"`sync_offset`={sync_offset} skips every one of the {stop - start} frames selected")
+    skip, blank = max(0, int(sync_offset)), max(0, -int(sync_offset))
+    start += skip - blank  # frame numbers below start + blank are blank frames
     user = check_navigation_shape(navigation_shape)
     cache: dict = {}
 
@@ -298,6 +313,9 @@ def plan_scan(
         not_split = []
     for index, value in enumerate(order or [None]):
         plan = ScanPlan(start, stop, counter=value, offset=index, step=max(1, len(order)))
+        plan.blank, plan.sync_offset = blank, int(sync_offset)
+        if sync_offset:
+            plan.details["sync_offset"] = int(sync_offset)
         if order or not_split:
             plan.details["counters"] = counter_details
         plan.messages.extend(not_split)
@@ -332,13 +350,15 @@ def _counters(hdr, mode, get_evidence) -> tuple[list[int], dict]:
 
 def _decide(plan: ScanPlan, n_frames: int, user, hdr, get_evidence, no_selection: bool) -> None:
     per_position = plan.step
+    selected_all = plan.start - plan.sync_offset == 0 and plan.stop == n_frames
+    n_frames -= plan.sync_offset  # frames of the acquisition as the offset makes it
     if user is not None:
         scan, plan.rule = user[::-1], "navigation_shape argument"
     else:
         scan, plan.rule, details = scan_shape_from_hdr(hdr, per_position)
         plan.details.update(details)
         scan = _evidence_rules(plan, scan, hdr, n_frames, get_evidence)
-    whole = plan.start == 0 and plan.stop == n_frames and (user is not None or no_selection)
+    whole = selected_all and (user is not None or no_selection)
     _fit(plan, scan, whole, explicit=user is not None)
     if plan.counter is not None:
         plan.rule += f"; counter {plan.counter} of every {plan.step} frames"

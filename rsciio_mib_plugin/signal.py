@@ -10,23 +10,31 @@ from .hdr import hdr_get
 from .header import iso_time
 from .properties import MIBProperties
 from .scan import ScanPlan
+from .transform import Transform
 
 GAIN_MODES = {0: "SLGM", 1: "LGM", 2: "HGM", 3: "SHGM"}
 PIXEL_SIZE_M = 55e-6  # Medipix3 pixel pitch
 
 
-def axes(nav_shape: tuple[int, ...], sig_shape: tuple[int, int]) -> list[dict]:
-    """Navigation ``x``, ``y`` (a stack is ``frame``) and signal ``kx``, ``ky`` axes."""
+def axes(
+    nav_shape: tuple[int, ...], sig_shape: tuple[int, int], bin_navigation: int = 1, bin_signal: int = 1
+) -> list[dict]:
+    """Navigation ``x``, ``y`` (a stack is ``frame``) and signal ``kx``, ``ky`` axes.
+
+    Binned axes count original pixels: their scale is the factor and their
+    offset the centre of the first bin.
+    """
     nav_names = {1: ["frame"], 2: ["y", "x"]}.get(len(nav_shape), [f"nav{i}" for i in range(len(nav_shape))])
     out = []
     for i, (size, name) in enumerate(zip(tuple(nav_shape) + tuple(sig_shape), nav_names + ["ky", "kx"])):
+        factor = bin_navigation if i < len(nav_shape) else bin_signal
         out.append(
             {
                 "size": int(size),
                 "index_in_array": i,
                 "name": name,
-                "scale": 1.0,
-                "offset": 0.0,
+                "scale": float(factor),
+                "offset": (factor - 1) / 2,
                 "units": "px",
                 "navigate": i < len(nav_shape),
             }
@@ -34,7 +42,7 @@ def axes(nav_shape: tuple[int, ...], sig_shape: tuple[int, int]) -> list[dict]:
     return out
 
 
-def metadata(prop: MIBProperties, name: str) -> dict:
+def metadata(prop: MIBProperties, name: str, transform: Transform | None = None) -> dict:
     """HyperSpy metadata, with every key the built-in reader writes at the same path."""
     header, hdr = prop.header, prop.hdr
     general = {"title": os.path.splitext(os.path.basename(name))[0], "original_filename": os.path.basename(name)}
@@ -57,6 +65,9 @@ def metadata(prop: MIBProperties, name: str) -> dict:
         "physical_pixel_size": PIXEL_SIZE_M,
         "raw": prop.raw,
     }
+    mask = transform.mask(prop.geometry) if transform is not None else None
+    if mask is not None:
+        general["mask"] = mask  # the quad's gap, where pyxem's s.calibration.mask looks
     return {
         "General": general,
         "Signal": {"signal_type": "electron_diffraction"},
@@ -71,7 +82,7 @@ def metadata(prop: MIBProperties, name: str) -> dict:
     }
 
 
-def original_metadata(prop: MIBProperties, plan: ScanPlan, flip_y: bool) -> dict:
+def original_metadata(prop: MIBProperties, plan: ScanPlan, flip_y: bool, transform: Transform | None = None) -> dict:
     """The ``.hdr``, the first frame header and how the file was read."""
     reading = {
         "frames_in_file": prop.number_of_frames_in_file,
@@ -92,6 +103,15 @@ def original_metadata(prop: MIBProperties, plan: ScanPlan, flip_y: bool) -> dict
         "trailing_bytes_ignored": prop.trailing_bytes,
         "messages": plan.messages,
     }
+    if transform is not None and transform.quad_gap is not None:
+        reading["quad_gap"] = {
+            "pixels": transform.quad_gap,
+            "stored_gap": transform.stored_gap,
+            "gap_rows_and_columns": transform.gap_pixels(),  # before signal binning
+        }
+    if transform is not None:
+        reading["bin_signal"], reading["bin_navigation"] = transform.bin_signal, transform.bin_navigation
+    reading["sync_offset"] = plan.sync_offset
     if prop.raw:
         reading["raw_decoding"] = f"R64 {prop.counter_depth}-bit words decoded (mib-format.md 4.2)" + (
             ", quad chips reassembled (4.5)" if prop.header.chips == 4 else ""

@@ -1,0 +1,161 @@
+"""Geometry done while reading: the quad's chip gap and sum binning (pure numpy).
+
+Frames are decoded first, then gapped, then binned in the detector plane,
+then summed over blocks of scan positions; the reader applies this block by
+block, so a binned load never holds the full-size array.
+
+The four chips of a Merlin quad are physically apart, but a ``2x2`` frame
+abuts them (512×512) and a ``2x2G`` frame puts 2 empty pixels between them
+(514×514); pyxem and Diamond's ePSIC tools insert a 3-pixel cross (515×515)
+before azimuthal integration (rosettasciio #219, mib-format.md §4.5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .layout import Geometry
+
+CHIP = 256  # pixels per chip side
+_WIDER = {1: np.uint16, 2: np.uint32, 4: np.uint64, 8: np.uint64}
+
+
+@dataclass(frozen=True)
+class Transform:
+    """What to do to every frame and scan while reading."""
+
+    quad_gap: int | None = None  # pixels between the chips; None: as stored
+    bin_signal: int = 1
+    bin_navigation: int = 1
+    stored_gap: int = 0  # pixels between the chips in the file (2x2G: 2)
+
+    @property
+    def identity(self) -> bool:
+        return self.quad_gap in (None, self.stored_gap) and self.bin_signal == 1 and self.bin_navigation == 1
+
+    def frame_shape(self, geometry: Geometry) -> tuple[int, int]:
+        rows, cols = self.gapped_shape(geometry)
+        return rows // self.bin_signal, cols // self.bin_signal
+
+    def gapped_shape(self, geometry: Geometry) -> tuple[int, int]:
+        if self.quad_gap is None:
+            return geometry.shape
+        return 2 * CHIP + self.quad_gap, 2 * CHIP + self.quad_gap
+
+    def dtype(self, geometry: Geometry) -> np.dtype:
+        """Binned sums get the next wider unsigned type, so nothing overflows."""
+        if self.bin_signal == 1 and self.bin_navigation == 1:
+            return geometry.dtype
+        return np.dtype(_WIDER[geometry.dtype.itemsize])
+
+    def navigation_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(n // self.bin_navigation for n in shape)
+
+    def gap_pixels(self) -> list[int]:
+        """Rows (and columns) of the gap, before signal binning."""
+        return list(range(CHIP, CHIP + self.quad_gap)) if self.quad_gap else []
+
+    def mask(self, geometry: Geometry) -> np.ndarray | None:
+        """True for pixels made of gap (after binning: any gap pixel in the bin), or None."""
+        if self.quad_gap is None:
+            return None
+        rows, cols = self.gapped_shape(geometry)
+        mask = np.zeros((rows, cols), bool)
+        mask[CHIP : CHIP + self.quad_gap, :] = True
+        mask[:, CHIP : CHIP + self.quad_gap] = True
+        b = self.bin_signal
+        return mask.reshape(rows // b, b, cols // b, b).any(axis=(1, 3))
+
+    def signal(self, frames: np.ndarray) -> np.ndarray:
+        """Gap, then bin ``(n, rows, cols)`` decoded frames; the result is new memory."""
+        if self.quad_gap is not None and self.quad_gap != self.stored_gap:
+            frames = respace_chips(frames, self.stored_gap, self.quad_gap)
+        b = self.bin_signal
+        if b > 1:
+            n, rows, cols = frames.shape
+            out = np.empty((n, rows // b, cols // b), _WIDER[frames.dtype.itemsize])
+            frames.reshape(n, rows // b, b, cols // b, b).sum(axis=(2, 4), dtype=out.dtype, out=out)
+            return out
+        return frames
+
+
+def respace_chips(frames: np.ndarray, stored: int, gap: int) -> np.ndarray:
+    """Quad frames with ``stored`` pixels between the chips, re-spaced to ``gap`` zero pixels."""
+    n = frames.shape[0]
+    size = 2 * CHIP + gap
+    out = np.zeros((n, size, size), frames.dtype)
+    lo, hi = slice(0, CHIP), slice(CHIP + stored, 2 * CHIP + stored)
+    new_hi = slice(CHIP + gap, size)
+    out[:, lo, lo] = frames[:, lo, lo]
+    out[:, lo, new_hi] = frames[:, lo, hi]
+    out[:, new_hi, lo] = frames[:, hi, lo]
+    out[:, new_hi, new_hi] = frames[:, hi, hi]
+    return out
+
+
+def check_transform(
+    quad_gap, bin_signal, bin_navigation, geometry: Geometry, nav_shape: tuple[int, ...], name: str
+) -> Transform:
+    """Validate the keywords against the file; a clear error naming the argument otherwise."""
+    for key, value, low in (
+        ("quad_gap", quad_gap, 0),
+        ("bin_signal", bin_signal, 1),
+        ("bin_navigation", bin_navigation, 1),
+    ):
+        if value is None and key == "quad_gap":
+            continue
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"`{key}` must be an integer, not {value!r}")
+        if value < low:
+            raise ValueError(f"`{key}` must be >= {low}, not {value}")
+    stored_gap = 2 if geometry.layout.strip().endswith("2x2G") else 0
+    if quad_gap is not None:
+        quad = geometry.layout.strip() in ("2x2", "2x2G") and geometry.shape == (2 * CHIP + stored_gap,) * 2
+        if not quad:
+            raise ValueError(
+                f"`quad_gap`={quad_gap} needs whole quad frames (2x2 or 2x2G, 512 or 514 pixels square); "
+                f"{name} has {geometry.layout.strip()} frames of {geometry.shape[1]}x{geometry.shape[0]} pixels"
+            )
+        if quad_gap > CHIP:
+            raise ValueError(f"`quad_gap` must be at most {CHIP} pixels, not {quad_gap}")
+    transform = Transform(
+        quad_gap=int(quad_gap) if quad_gap is not None else None,
+        bin_signal=int(bin_signal),
+        bin_navigation=int(bin_navigation),
+        stored_gap=stored_gap,
+    )
+    for size in transform.gapped_shape(geometry):
+        if size % transform.bin_signal:
+            raise ValueError(
+                f"`bin_signal`={bin_signal} does not divide the frame size {size} of {name}"
+                + (f" (with quad_gap={quad_gap})" if quad_gap is not None else "")
+            )
+    if transform.bin_navigation > 1:
+        if not nav_shape:
+            raise ValueError(f"`bin_navigation`={bin_navigation} needs a scan; {name} is read as a single frame")
+        for size in nav_shape:
+            if size % transform.bin_navigation:
+                raise ValueError(
+                    f"`bin_navigation`={bin_navigation} does not divide the navigation size {size} of {name} "
+                    f"(navigation shape {tuple(nav_shape[::-1])}; set navigation_shape or first_frame/last_frame)"
+                )
+    return transform
+
+
+def grouped_frames(frame_numbers, nav_slices: tuple[slice, ...], factor: int) -> np.ndarray:
+    """Frame numbers of the output positions under ``nav_slices``, one row of
+    ``factor ** ndim`` source frames (the bin) per output position, C order.
+
+    ``frame_numbers(source_slices)`` gives the file frames of source positions.
+    """
+    source = tuple(slice(s.start * factor, s.stop * factor) for s in nav_slices)
+    frames = np.asarray(frame_numbers(source or None))
+    if factor == 1 or not nav_slices:
+        return frames.reshape(-1, 1)
+    sizes = [s.stop - s.start for s in source]
+    frames = frames.reshape([v for n in sizes for v in (n // factor, factor)])
+    d = len(sizes)
+    order = list(range(0, 2 * d, 2)) + list(range(1, 2 * d, 2))
+    return frames.transpose(order).reshape(-1, factor**d)
