@@ -85,8 +85,10 @@ GEOMETRY = """quad_gap : int or None, default=None
         Sum bins of this many pixels per side in the detector plane, and of
         scan positions per navigation axis, done block by block while reading
         (eager memory is the binned array plus a few blocks). The dtype is
-        widened so no sum overflows (uint8 -> uint16, uint16 -> uint32,
-        uint32 -> uint64); the axes' scales grow by the factor and their
+        the smallest unsigned type, never narrower than the frames', that
+        holds the largest possible sum at the file's counter depth, so no sum
+        overflows (12-bit binned 2×2 stays uint16, 24-bit becomes uint32 or
+        uint64, 1-bit 16×16 uint16); the axes' scales grow by the factor and their
         offsets move to the bin centres. Sizes the factor does not divide are
         an error.
     sync_offset : int, default=0

@@ -19,7 +19,7 @@ import numpy as np
 from .layout import Geometry
 
 CHIP = 256  # pixels per chip side
-_WIDER = {1: np.uint16, 2: np.uint32, 4: np.uint64, 8: np.uint64}
+_UNSIGNED = (np.uint8, np.uint16, np.uint32, np.uint64)
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class Transform:
     bin_signal: int = 1
     bin_navigation: int = 1
     stored_gap: int = 0  # pixels between the chips in the file (2x2G: 2)
+    out_dtype: str = ""  # of the binned sums; "" without binning
 
     @property
     def identity(self) -> bool:
@@ -45,10 +46,7 @@ class Transform:
         return 2 * CHIP + self.quad_gap, 2 * CHIP + self.quad_gap
 
     def dtype(self, geometry: Geometry) -> np.dtype:
-        """Binned sums get the next wider unsigned type, so nothing overflows."""
-        if self.bin_signal == 1 and self.bin_navigation == 1:
-            return geometry.dtype
-        return np.dtype(_WIDER[geometry.dtype.itemsize])
+        return np.dtype(self.out_dtype) if self.out_dtype else geometry.dtype
 
     def navigation_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(n // self.bin_navigation for n in shape)
@@ -75,7 +73,7 @@ class Transform:
         b = self.bin_signal
         if b > 1:
             n, rows, cols = frames.shape
-            out = np.empty((n, rows // b, cols // b), _WIDER[frames.dtype.itemsize])
+            out = np.empty((n, rows // b, cols // b), self.out_dtype)
             frames.reshape(n, rows // b, b, cols // b, b).sum(axis=(2, 4), dtype=out.dtype, out=out)
             return out
         return frames
@@ -125,6 +123,7 @@ def check_transform(
         bin_signal=int(bin_signal),
         bin_navigation=int(bin_navigation),
         stored_gap=stored_gap,
+        out_dtype=sum_dtype(geometry, int(bin_signal) ** 2 * int(bin_navigation) ** len(nav_shape)),
     )
     for size in transform.gapped_shape(geometry):
         if size % transform.bin_signal:
@@ -142,6 +141,19 @@ def check_transform(
                     f"(navigation shape {tuple(nav_shape[::-1])}; set navigation_shape or first_frame/last_frame)"
                 )
     return transform
+
+
+def sum_dtype(geometry: Geometry, pixels: int) -> str:
+    """The smallest unsigned type, at least as wide as the frames', that holds a sum of
+    ``pixels`` counts at the counter depth (12-bit binned 2×2 stays uint16: 4 × 4095
+    < 65536; 16×16 becomes uint32); "" when nothing is summed."""
+    if pixels == 1:
+        return ""
+    largest = (1 << geometry.depth) - 1 if geometry.depth else np.iinfo(geometry.dtype).max
+    for kind in _UNSIGNED:
+        if np.dtype(kind).itemsize >= geometry.dtype.itemsize and largest * pixels <= np.iinfo(kind).max:
+            return np.dtype(kind).name
+    raise ValueError(f"sums of {pixels} pixels of {largest} counts do not fit in 64 bits: bin less")
 
 
 def grouped_frames(frame_numbers, nav_slices: tuple[slice, ...], factor: int) -> np.ndarray:

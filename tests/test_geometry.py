@@ -109,8 +109,11 @@ def test_binning_equals_numpy(files, name, b_sig, b_nav, lazy):
     out, d = read(path, lazy, bin_signal=b_sig, bin_navigation=b_nav)
     expected = binned(data, b_sig, b_nav)
     np.testing.assert_array_equal(out, expected)
-    wider = {np.uint8: np.uint16, np.uint16: np.uint32, np.uint32: np.uint64}[data.dtype.type]
-    assert out.dtype == wider
+    # the smallest type that holds the largest possible sum at the file's counter depth
+    depth = {"quad": 12, "raw": 1, "single": 24, "quad_g": 6}[name]
+    largest = ((1 << depth) - 1) * b_sig**2 * b_nav**2
+    wide = next(t for t in (np.uint8, np.uint16, np.uint32, np.uint64) if np.iinfo(t).max >= largest)
+    assert out.dtype == np.promote_types(wide, data.dtype)
     scales = [a["scale"] for a in d["axes"]]
     offsets = [a["offset"] for a in d["axes"]]
     assert scales == [b_nav] * 2 + [b_sig] * 2 and offsets == [(b_nav - 1) / 2] * 2 + [(b_sig - 1) / 2] * 2
@@ -123,6 +126,11 @@ def test_binning_does_not_overflow(tmp_path):
     path = write_mib(tmp_path / "full.mib", data)
     out, _ = read(path, False, bin_signal=16, bin_navigation=2)
     assert out.dtype == np.uint32 and out.max() == 4095 * 16 * 16 * 4
+    out, _ = read(path, False, bin_signal=2)
+    assert out.dtype == np.uint16 and out.max() == 4095 * 4  # 12-bit counts: 4 of them fit in 16 bits
+    ones = write_mib(tmp_path / "ones.mib", np.ones((2, 2, 16, 256), np.uint8), counter_depth=1)
+    out, _ = read(ones, False, bin_signal=16, bin_navigation=2)
+    assert out.dtype == np.uint16 and out.max() == 1024
 
 
 def test_binning_sizes_must_divide(files):
@@ -152,7 +160,7 @@ def test_binned_eager_load_holds_the_binned_array_and_a_few_blocks(tmp_path, mon
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert out.nbytes == 256 * 128 * 128 * 4  # 16.8 MB of uint32
+    assert out.dtype == np.uint16 and out.nbytes == 256 * 128 * 128 * 2  # 8.4 MB: 4 x 12-bit fits uint16
     assert peak < out.nbytes + 12 * (1 << 20), peak  # not the 33.6 MB full array
 
 
