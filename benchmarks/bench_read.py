@@ -46,6 +46,16 @@ CASES = {
         data = load_mib_data(PATH, return_mmap=False)
         touch(data)
     """,
+    "ours eager bin_signal=2": """
+        from rsciio_mib_plugin import load_mib_data
+        data = load_mib_data(PATH, return_mmap=False, bin_signal=2)
+        touch(data)
+    """,
+    "ours eager quad_gap=3": """
+        from rsciio_mib_plugin import load_mib_data
+        data = load_mib_data(PATH, return_mmap=False, quad_gap=3)
+        touch(data)
+    """,
     "ours hs.load eager": """
         import hyperspy.api as hs
         import rsciio_mib_plugin
@@ -104,7 +114,14 @@ CASES = {
     """,
 }
 
-RAW_CASES = ["numpy.fromfile", "ours load_mib_data eager", "ours lazy sum over scan", "LiberTEM SumUDF (inline)"]
+RAW_CASES = [
+    "numpy.fromfile",
+    "ours load_mib_data eager",
+    "ours eager quad_gap=3",
+    "ours lazy sum over scan",
+    "LiberTEM SumUDF (inline)",
+]
+U16_CASES = [name for name in CASES if name != "ours eager quad_gap=3"]
 
 # Opening a pixel-triggered scan without ScanX/ScanY: the shape comes from the
 # frame timestamps, read from the first 16,384 headers only.
@@ -223,7 +240,7 @@ def main() -> None:
     )
     results = {}
     for label, path, names, array_bytes in (
-        ("U16 256x256", processed, list(CASES), args.scan**2 * 256 * 256 * 2),
+        ("U16 256x256", processed, U16_CASES, args.scan**2 * 256 * 256 * 2),
         ("RAW 1-bit quad", raw, RAW_CASES, args.scan**2 * 512 * 512),
     ):
         np.fromfile(path, dtype=np.uint8).sum()  # warm the page cache

@@ -15,6 +15,7 @@ _EXPORTS = {
     "MIBFormatError": ".errors",
     "MIBWarning": ".errors",
     "write_mib": ".write",
+    "convert": ".archive",
     "file_writer": ".save",
     "register": ".registration",
     "unregister": ".registration",

@@ -334,21 +334,23 @@ def file_reader(
         bin_navigation=bin_navigation,
         sync_offset=sync_offset,
     )
-    out = []
-    for data, plan, transform in zip(datasets, plans, transforms):
-        md = metadata(prop, prop.source.name, transform)
-        if plan.counter is not None:
-            md["General"]["title"] += f" (counter {plan.counter})"
-        out.append(
-            {
-                "data": data,
-                "axes": axes(data.shape[:-2], data.shape[-2:], transform.bin_navigation, transform.bin_signal),
-                "metadata": md,
-                "original_metadata": original_metadata(prop, plan, flip_y, transform),
-                "mapping": {},
-            }
-        )
-    return out
+    return [
+        signal_dict(data, prop, plan, transform, flip_y) for data, plan, transform in zip(datasets, plans, transforms)
+    ]
+
+
+def signal_dict(data, prop: MIBProperties, plan: ScanPlan, transform, flip_y: bool) -> dict:
+    """The RosettaSciIO signal dictionary of one dataset."""
+    md = metadata(prop, prop.source.name, transform)
+    if plan.counter is not None:
+        md["General"]["title"] += f" (counter {plan.counter})"
+    return {
+        "data": data,
+        "axes": axes(data.shape[:-2], data.shape[-2:], transform.bin_navigation, transform.bin_signal),
+        "metadata": md,
+        "original_metadata": original_metadata(prop, plan, flip_y, transform),
+        "mapping": {},
+    }
 
 
 def _headers_list(headers, max_index: int) -> list:

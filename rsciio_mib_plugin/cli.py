@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -114,22 +113,29 @@ def _parser() -> argparse.ArgumentParser:
     view.set_defaults(run=_view)
 
     convert = sub.add_parser(
-        "convert", parents=[common], help="stream files into HyperSpy zspy (zarr) or hspy (HDF5) with compression"
+        "convert",
+        parents=[common],
+        help="compressed, frame-addressable zspy (zarr) or hspy (HDF5) archives with summaries, in one pass",
     )
     convert.add_argument("files", nargs="+")
-    convert.add_argument("-o", "--output-dir", required=True, help="folder for the converted files")
+    convert.add_argument("-o", "--output-dir", required=True, help="folder for the archives")
     convert.add_argument("--format", choices=("zspy", "hspy"), default="zspy")
+    convert.add_argument("--compression", choices=("lz4", "zstd", "gzip", "none"), default="lz4")
+    convert.add_argument("--level", type=int, help="compression level (default: 5 lz4, 3 zstd, 4 gzip)")
+    convert.add_argument("--no-shuffle", action="store_true", help="no bit-shuffle before compressing")
     convert.add_argument(
-        "--chunks", type=_shape, help="chunks of the saved array, comma separated (default: HyperSpy's)"
+        "--chunks", type=_shape, help="chunks of the stored array, comma separated (default: whole frames, 1 MiB)"
     )
     convert.add_argument("--navigation-shape", type=_shape, help="scan shape X,Y when the files do not say it")
-    convert.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     convert.add_argument("--first-frame", type=int, help="first frame to convert (Python slicing)")
     convert.add_argument("--last-frame", type=int, help="frame to stop before (Python slicing)")
     convert.add_argument("--sync-offset", type=int, default=0, help="skip (>0) or prepend blank (<0) frames")
     convert.add_argument("--quad-gap", type=int, help="pixels between the chips of quad frames (3: 515x515)")
     convert.add_argument("--bin-signal", type=int, default=1, help="sum bins of N x N detector pixels")
     convert.add_argument("--bin-navigation", type=int, default=1, help="sum bins of N x N scan positions")
+    convert.add_argument("--series", action="store_true", help="read numbered sibling files as one acquisition")
+    convert.add_argument("--preview", action="store_true", help="also write <stem>_preview.png from the summaries")
+    convert.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     convert.set_defaults(run=_convert)
     return parser
 
@@ -272,73 +278,20 @@ def _text_block(r: dict) -> str:
 # --- view ------------------------------------------------------------------------
 
 
-def aperture(mean) -> tuple[float, float, float]:
-    """Centre (row, col) and radius of the bright-field disc in a mean pattern.
-
-    The disc is the connected bright region around the brightest pixel: pixels
-    above half-way between the median and the maximum; its radius is that
-    area's equivalent radius, and the circle is kept inside the frame.
-    """
-    import numpy as np
-
-    rows, cols = mean.shape
-    if mean.max() <= np.median(mean):
-        return rows / 2, cols / 2, min(rows, cols) / 8
-    bright = mean > (np.median(mean) + mean.max()) / 2
-    y, x = np.nonzero(bright)
-    peak_y, peak_x = np.unravel_index(np.argmax(mean), mean.shape)
-    near = (y - peak_y) ** 2 + (x - peak_x) ** 2 <= (min(rows, cols) / 4) ** 2
-    y, x = y[near], x[near]
-    weights = mean[y, x]
-    cy, cx = float(np.average(y, weights=weights)), float(np.average(x, weights=weights))
-    radius = max(2.0, float(np.sqrt(y.size / np.pi)) * 1.1)
-    radius = min(radius, cy + 0.5, cx + 0.5, rows - 0.5 - cy, cols - 0.5 - cx)
-    return cy, cx, max(radius, 1.0)
-
-
 def preview(path, output, navigation_shape=None, progress: bool = False) -> Path:
     """Mean pattern (log scale) and virtual bright-field image, computed lazily."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
     from ._api import file_reader
+    from .preview import aperture, disc_mask, plot_preview
 
     (d,) = file_reader(path, lazy=True, navigation_shape=navigation_shape)[:1]
     data = d["data"]
     nav = data.ndim - 2
     mean = np.asarray(_compute(data.mean(axis=tuple(range(nav))) if nav else data, progress), dtype=float)
-    rows, cols = mean.shape
-    cy, cx, radius = aperture(mean)
-    y, x = np.ogrid[:rows, :cols]
-    disc = ((y - cy) ** 2 + (x - cx) ** 2) <= radius**2
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), dpi=100, layout="constrained")
-    image = axes[0].imshow(np.log1p(mean), cmap="inferno")
-    fig.colorbar(image, ax=axes[0], label="log(1 + mean counts)", shrink=0.85)
-    axes[0].add_patch(
-        plt.Circle((cx, cy), radius, fill=False, color="cyan", label=f"bright-field aperture, r = {radius:.0f} px")
-    )
-    axes[0].legend(loc="upper right", fontsize=8, framealpha=0.8)
-    axes[0].set(title="mean diffraction pattern", xlabel="kx (px)", ylabel="ky (px)")
-    if nav >= 1:
-        vbf = _compute((data * disc).sum(axis=(-2, -1)), progress)
-        vbf = vbf.reshape(vbf.shape[0], -1) if nav >= 2 else vbf[None, :]
-        image = axes[1].imshow(vbf, cmap="gray", aspect="equal" if nav >= 2 else "auto")
-        fig.colorbar(image, ax=axes[1], label="counts in aperture", shrink=0.85)
-        axes[1].set(
-            title="virtual bright field",
-            xlabel="x (scan px)" if nav >= 2 else "frame",
-            ylabel="y (scan px)" if nav >= 2 else "",
-        )
-    else:
-        axes[1].set_axis_off()
-        axes[1].set_title("single frame: no scan")
-    fig.suptitle(os.path.basename(str(path)))
-    fig.savefig(output)
-    plt.close(fig)
-    return Path(output)
+    disc = aperture(mean)
+    vbf = _compute((data * disc_mask(mean.shape, disc)).sum(axis=(-2, -1)), progress) if nav else None
+    return plot_preview(mean, vbf, disc, str(path), output)
 
 
 def _compute(array, progress: bool):
@@ -369,28 +322,28 @@ def _view(args) -> int:
 
 
 def _convert(args) -> int:
-    import hyperspy.api as hs
+    import os
 
-    import rsciio_mib_plugin
+    from .archive import convert
 
-    from .properties import MIBProperties
+    sizes = [os.path.getsize(p) for p in _inputs(args.files)]
+    bar = None
+    if args.progress:
+        from tqdm.auto import tqdm
 
-    sources = _inputs(args.files)
-    for source in sources:  # every input must open before anything is written
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            MIBProperties.from_path(source)
-    out_dir = Path(args.output_dir)
-    targets = [(Path(f), out_dir / (Path(f).stem + "." + args.format)) for f in sources]
-    existing = [str(t) for _, t in targets if t.exists()]
-    if existing and not args.overwrite:
-        raise ValueError(f"not overwriting {', '.join(existing)} (use --overwrite)")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for i, (source, target) in enumerate(targets, 1):
-        signal = hs.load(
-            source,
-            file_format=rsciio_mib_plugin,
-            lazy=True,
+        bar = tqdm(total=sum(sizes), unit="B", unit_scale=True, unit_divisor=1024, desc="convert", file=sys.stderr)
+    try:
+        reports = convert(
+            args.files,
+            args.output_dir,
+            format=args.format,
+            compression=args.compression,
+            level=args.level,
+            shuffle=not args.no_shuffle,
+            chunks=args.chunks,
+            overwrite=args.overwrite,
+            preview=args.preview,
+            progress=bar.update if bar else None,
             navigation_shape=args.navigation_shape,
             first_frame=args.first_frame,
             last_frame=args.last_frame,
@@ -398,15 +351,21 @@ def _convert(args) -> int:
             quad_gap=args.quad_gap,
             bin_signal=args.bin_signal,
             bin_navigation=args.bin_navigation,
+            series=args.series,
         )
-        signals = signal if isinstance(signal, list) else [signal]
-        for s in signals:
-            counter = s.original_metadata.get_item("mib_plugin.counter")
-            name = target if len(signals) == 1 else target.with_name(f"{target.stem}_counter{counter}{target.suffix}")
-            kwargs = {"chunks": args.chunks} if args.chunks else {}
-            with _progress(args.progress):
-                s.save(name, overwrite=True, show_progressbar=False, **kwargs)
-            print(clean(f"[{i}/{len(targets)}] {source} -> {name}"), flush=True)
+    finally:
+        if bar is not None:
+            bar.close()
+    for i, r in enumerate(reports, 1):
+        shape = "x".join(map(str, r["shape"]))
+        print(
+            clean(
+                f"[{i}/{len(reports)}] {r['input']} -> {r['output']}: {shape} {r['dtype']}, "
+                f"{r['bytes_read'] / 1e6:.1f} MB read in {r['seconds']:.2f} s "
+                f"({r['bytes_read'] / 1e6 / max(r['seconds'], 1e-9):.0f} MB/s), ratio {r['ratio']:.2f}"
+            ),
+            flush=True,
+        )
     return 0
 
 

@@ -1,0 +1,518 @@
+"""Facility conversion: ``.mib`` acquisitions to compressed, frame-addressable archives.
+
+One pass over the pixels: blocks of whole frames are read (through the same
+reader as ``hs.load``, rows in the Merlin display orientation, gapped and
+binned as asked), their summaries accumulated (mean and maximum pattern,
+total counts per frame, a virtual bright-field image) and their chunks
+compressed and written, on ``threads`` workers at once. The archive is the
+layout HyperSpy's own zspy (zarr) and hspy (HDF5) writers make: the data set
+is written here, HyperSpy writes the rest (axes, metadata, original_metadata,
+and the summaries under ``metadata.Summaries``), and ``hs.load`` reads it.
+Everything is written under a temporary name beside the output and renamed
+at the end, so an interrupted conversion leaves no archive that looks whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import secrets
+import shutil
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ._api import _load, signal_dict
+from .header import parse_evidence
+from .preview import aperture, disc_mask, plot_preview
+from .read import _read_groups, read_headers
+from .source import check_path, segment_source
+from .transform import grouped_frames
+
+FORMATS = ("zspy", "hspy")
+COMPRESSIONS = ("lz4", "zstd", "gzip", "none")
+DEFAULT_LEVEL = {"lz4": 5, "zstd": 3, "gzip": 4, "none": 0}
+#: Uncompressed bytes of one chunk: reading one pattern back decompresses at most this.
+CHUNK_BYTES = 1 << 20
+#: Output bytes one worker reads, summarises, compresses and writes at a time.
+BLOCK_BYTES = 32 << 20
+
+READ_OPTIONS = (
+    "navigation_shape",
+    "first_frame",
+    "last_frame",
+    "sync_offset",
+    "quad_gap",
+    "bin_signal",
+    "bin_navigation",
+    "series",
+    "counters",
+)
+
+
+def convert(
+    inputs,
+    output_dir,
+    *,
+    format: str = "zspy",
+    compression: str = "lz4",
+    level: int | None = None,
+    shuffle: bool = True,
+    chunks: tuple[int, ...] | None = None,
+    overwrite: bool = False,
+    preview: bool = False,
+    threads: int = 2,
+    progress=None,
+    **read_options,
+) -> list[dict]:
+    """Convert ``.mib`` files into compressed zspy or hspy archives, with summaries.
+
+    Parameters
+    ----------
+    inputs : str, pathlib.Path or a list of them
+        The ``.mib`` files (or captures). Every one is opened and checked
+        before anything is written.
+    output_dir : str or pathlib.Path
+        Folder for the archives, ``<stem>.zspy`` / ``<stem>.hspy`` (one per
+        counter, ``<stem>_counter<N>``, when the counters are split).
+    format : {"zspy", "hspy"}
+        zarr (HyperSpy zspy) or HDF5 (HyperSpy hspy) archives.
+    compression : {"lz4", "zstd", "gzip", "none"}
+        Blosc LZ4 or Zstandard (numcodecs for zspy, hdf5plugin's Blosc filter
+        for hspy), zlib/gzip, or none.
+    level : int, optional
+        Compression level (default 5 for lz4, 3 for zstd, 4 for gzip).
+    shuffle : bool
+        Bit-shuffle before Blosc compression (byte shuffle for gzip).
+    chunks : tuple of int, optional
+        Chunks of the stored array. Default: whole frames, as many along the
+        fastest scan axis as fit in 1 MiB, so one pattern is read back by
+        decompressing at most 1 MiB.
+    overwrite : bool
+        Replace existing archives; otherwise an existing one is an error,
+        raised before anything is written.
+    preview : bool
+        Also write ``<stem>_preview.png`` (mean pattern, virtual bright field)
+        from the summaries.
+    threads : int
+        Workers that read, summarise and compress blocks at once.
+    progress : callable, optional
+        ``progress(n_bytes)`` after each block read.
+    **read_options
+        ``navigation_shape``, ``first_frame``, ``last_frame``,
+        ``sync_offset``, ``quad_gap``, ``bin_signal``, ``bin_navigation``,
+        ``series``, ``counters``, as for :func:`file_reader`.
+
+    Returns
+    -------
+    list of dict
+        One report per archive: input, output, shape, dtype, chunks, bytes
+        read and written, seconds, compression ratio, the summaries' disc.
+    """
+    unknown = set(read_options) - set(READ_OPTIONS)
+    if unknown:
+        raise TypeError(f"convert() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
+    codec = Codec.make(format, compression, level, shuffle)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"`threads` must be a positive integer, not {threads!r}")
+    paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    if not paths:
+        raise ValueError("`inputs` is empty: name at least one .mib file")
+    paths = [check_path(p) for p in paths]
+    output_dir = Path(output_dir)
+    targets = [output_dir / f"{Path(p).stem}.{format}" for p in paths]
+    existing = [str(t) for t in targets if t.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"not overwriting {', '.join(existing)} (use overwrite=True, or --overwrite)")
+    # every input must open before anything is written
+    opened = [_open(p, {k: v for k, v in read_options.items() if v is not None}) for p in paths]
+    import hyperspy.io  # noqa: F401  - imported before the clocks start
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    reports = []
+    for (datasets, prop, plans, transforms), target in zip(opened, targets):
+        for data, plan, transform in zip(datasets, plans, transforms):
+            name = (
+                target
+                if plan.counter is None
+                else target.with_name(f"{target.stem}_counter{plan.counter}{target.suffix}")
+            )
+            job = Job(prop, plan, transform, signal_dict(data, prop, plan, transform, True), name, codec, chunks)
+            reports.append(job.run(overwrite, preview, threads, progress))
+    return reports
+
+
+def _open(path, options: dict):
+    """Plan the datasets of one input as ``hs.load(lazy=True)`` would (rows flipped)."""
+    return _load(
+        path,
+        True,
+        "auto",
+        None,
+        options.get("navigation_shape"),
+        options.get("first_frame"),
+        options.get("last_frame"),
+        None,
+        False,
+        False,
+        False,
+        series=options.get("series", False),
+        counters=options.get("counters"),
+        flip=True,
+        quad_gap=options.get("quad_gap"),
+        bin_signal=options.get("bin_signal", 1),
+        bin_navigation=options.get("bin_navigation", 1),
+        sync_offset=options.get("sync_offset", 0),
+    )
+
+
+@dataclass(frozen=True)
+class Codec:
+    """How chunks are compressed, for zarr (numcodecs) or HDF5 (filters)."""
+
+    format: str
+    compression: str
+    level: int
+    shuffle: bool
+
+    @classmethod
+    def make(cls, format, compression, level, shuffle) -> Codec:
+        if format not in FORMATS:
+            raise ValueError(f"`format` must be one of {', '.join(FORMATS)}, not {format!r}")
+        if compression not in COMPRESSIONS:
+            raise ValueError(f"`compression` must be one of {', '.join(COMPRESSIONS)}, not {compression!r}")
+        level = DEFAULT_LEVEL[compression] if level is None else level
+        top = 9
+        if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= top:
+            raise ValueError(f"`level` must be an integer from 0 to {top}, not {level!r}")
+        codec = cls(format, compression, level, bool(shuffle))
+        if format == "hspy" and compression in ("lz4", "zstd"):
+            codec.hdf5_filter()  # fails now, with what to install, rather than after reading
+        return codec
+
+    def numcodecs(self):
+        """The numcodecs codec for zarr, or for compressing HDF5 chunks directly."""
+        import numcodecs
+
+        if self.compression in ("lz4", "zstd"):
+            shuffle = numcodecs.Blosc.BITSHUFFLE if self.shuffle else numcodecs.Blosc.NOSHUFFLE
+            return numcodecs.Blosc(cname=self.compression, clevel=self.level, shuffle=shuffle)
+        if self.compression == "gzip":
+            return numcodecs.GZip(level=self.level)
+        return None
+
+    def hdf5_filter(self) -> dict:
+        """``h5py.create_dataset`` keywords for the filter."""
+        if self.compression == "gzip":
+            return {"compression": "gzip", "compression_opts": self.level, "shuffle": self.shuffle}
+        if self.compression == "none":
+            return {}
+        try:
+            import hdf5plugin
+        except ImportError:
+            raise ImportError(
+                f"hspy archives with {self.compression} compression need hdf5plugin's Blosc filter: "
+                "pip install hdf5plugin (or use --compression gzip, or --format zspy)",
+                name="hdf5plugin",
+            ) from None
+        shuffle = hdf5plugin.Blosc.BITSHUFFLE if self.shuffle else hdf5plugin.Blosc.NOSHUFFLE
+        return dict(hdf5plugin.Blosc(cname=self.compression, clevel=self.level, shuffle=shuffle))
+
+
+def archive_chunks(nav: tuple[int, ...], frame: tuple[int, int], dtype) -> tuple[int, ...]:
+    """Whole frames, as many along the fastest scan axis as fit in :data:`CHUNK_BYTES`."""
+    frame_bytes = math.prod(frame) * np.dtype(dtype).itemsize
+    if not nav:
+        return tuple(frame)
+    fast = max(1, min(nav[-1], CHUNK_BYTES // frame_bytes))
+    return (1,) * (len(nav) - 1) + (fast,) + tuple(frame)
+
+
+@dataclass
+class Summaries:
+    """What people look at first, accumulated block by block."""
+
+    sum_pattern: np.ndarray
+    max_pattern: np.ndarray
+    totals: np.ndarray
+    vbf: np.ndarray
+    disc: tuple[float, float, float] | None = None
+    disc_frames: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, index, block: np.ndarray, disc_pixels: np.ndarray) -> None:
+        flat = block.reshape(block.shape[0], -1)
+        totals = flat.sum(axis=1, dtype=np.uint64)
+        vbf = flat[:, disc_pixels].sum(axis=1, dtype=np.uint64)
+        pattern_sum = block.sum(axis=0, dtype=np.float64)
+        pattern_max = block.max(axis=0)
+        with self.lock:
+            self.totals.reshape(-1)[index] = totals
+            self.vbf.reshape(-1)[index] = vbf
+            self.sum_pattern += pattern_sum
+            np.maximum(self.max_pattern, pattern_max, out=self.max_pattern)
+
+
+class Job:
+    """One dataset of one input into one archive."""
+
+    def __init__(self, prop, plan, transform, signal: dict, target: Path, codec: Codec, chunks):
+        self.prop, self.plan, self.transform, self.signal, self.target, self.codec = (
+            prop,
+            plan,
+            transform,
+            signal,
+            target,
+            codec,
+        )
+        data = signal["data"]
+        self.shape, self.dtype = tuple(data.shape), np.dtype(data.dtype)
+        self.nav, self.frame = self.shape[:-2], self.shape[-2:]
+        self.chunks = tuple(chunks) if chunks is not None else archive_chunks(self.nav, self.frame, self.dtype)
+        if len(self.chunks) != len(self.shape) or min(self.chunks) < 1:
+            raise ValueError(f"`chunks`={chunks!r} do not fit an array of shape {self.shape}")
+        self.chunks = tuple(min(c, n) for c, n in zip(self.chunks, self.shape))
+        title = signal["metadata"]["General"]["title"]
+        self.group = "Experiments/" + (title.replace("/", "-") if title else "__unnamed__")
+
+    # --- the pass ---------------------------------------------------------------------
+
+    def blocks(self) -> list[tuple[slice, ...]]:
+        """Navigation slices of the output, each a whole number of chunks along the first axis."""
+        if not self.nav:
+            return [()]
+        position_bytes = math.prod(self.frame) * self.dtype.itemsize * math.prod(self.nav[1:])
+        step = max(1, BLOCK_BYTES // max(1, position_bytes))
+        step = max(self.chunks[0], step - step % self.chunks[0])
+        rest = tuple(slice(0, n) for n in self.nav[1:])
+        return [(slice(a, min(a + step, self.nav[0])),) + rest for a in range(0, self.nav[0], step)]
+
+    def read_block(self, nav_slices) -> np.ndarray:
+        groups = grouped_frames(self.plan.frame_numbers, nav_slices, self.transform.bin_navigation)
+        out = np.empty((groups.shape[0],) + self.frame, self.dtype)
+        _read_groups(self.prop.source, self.prop.segments, self.prop.geometry, self.transform, groups, out[:, ::-1], 1)
+        return out
+
+    def run(self, overwrite: bool, preview: bool, threads: int, progress) -> dict:
+        started = time.perf_counter()
+        temp = self.target.with_name(f".{self.target.stem}.partial-{secrets.token_hex(4)}{self.target.suffix}")
+        try:
+            with self.dataset(temp) as write:
+                summaries = self.stream(write, threads, progress)
+            self.finish(temp, summaries)
+            if preview:
+                vbf = summaries.vbf if self.nav else None
+                mean = summaries.sum_pattern / max(1, math.prod(self.nav))
+                plot_preview(
+                    mean,
+                    vbf,
+                    summaries.disc,
+                    self.target.name,
+                    self.target.with_name(f"{self.target.stem}_preview.png"),
+                )
+            written = _size(temp)
+            _replace(temp, self.target, overwrite)
+        except BaseException:
+            _remove(temp)
+            raise
+        seconds = time.perf_counter() - started
+        raw = math.prod(self.shape) * self.dtype.itemsize
+        return {
+            "input": str(self.prop.source.name),
+            "output": str(self.target),
+            "shape": list(self.shape),
+            "dtype": self.dtype.name,
+            "chunks": list(self.chunks),
+            "compression": f"{self.codec.compression} level {self.codec.level}",
+            "bytes_read": int((self.plan.frame_numbers() >= 0).sum()) * self.prop.geometry.frame_bytes,
+            "bytes_written": written,
+            "ratio": raw / max(1, written),
+            "seconds": seconds,
+            "disc": dict(zip(("row", "col", "radius"), summaries.disc)),
+        }
+
+    def stream(self, write, threads: int, progress) -> Summaries:
+        nav_size = math.prod(self.nav)
+        summaries = Summaries(
+            sum_pattern=np.zeros(self.frame, np.float64),
+            max_pattern=np.zeros(self.frame, self.dtype),
+            totals=np.zeros(self.nav, np.uint64),
+            vbf=np.zeros(self.nav, np.uint64),
+        )
+        blocks = self.blocks()
+        index_of = np.arange(nav_size).reshape(self.nav) if self.nav else np.zeros((), int)
+
+        def work(nav_slices, first=False):
+            block = self.read_block(nav_slices)
+            if first:  # the aperture is found in the mean of the first block (at least one scan line)
+                summaries.disc = aperture(block.mean(axis=0))
+                summaries.disc_frames = block.shape[0]
+                self.disc_pixels = np.flatnonzero(disc_mask(self.frame, summaries.disc))
+            summaries.add(index_of[nav_slices].reshape(-1), block, self.disc_pixels)
+            write(nav_slices, block.reshape(tuple(s.stop - s.start for s in nav_slices) + self.frame))
+            if progress is not None:
+                progress(
+                    block.shape[0] * self.transform.bin_navigation ** len(self.nav) * self.prop.geometry.frame_bytes
+                )
+
+        work(blocks[0], first=True)
+        if threads > 1 and len(blocks) > 2:
+            with ThreadPoolExecutor(threads) as pool:
+                for future in [pool.submit(work, b) for b in blocks[1:]]:
+                    future.result()
+        else:
+            for b in blocks[1:]:
+                work(b)
+        return summaries
+
+    # --- the archive ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def dataset(self, temp: Path):
+        """A function ``write(nav_slices, block)`` into a new data set at ``temp``."""
+        if self.codec.format == "zspy":
+            import zarr
+
+            with warnings.catch_warnings():  # the layout HyperSpy's zspy uses, deprecated for zarr 3
+                warnings.simplefilter("ignore", FutureWarning)
+                store = zarr.storage.NestedDirectoryStore(str(temp))
+            root = zarr.open_group(store=store, mode="w")
+            dset = root.require_group(self.group).create_dataset(
+                "data", shape=self.shape, chunks=self.chunks, dtype=self.dtype, compressor=self.codec.numcodecs()
+            )
+
+            def write(nav_slices, block):
+                dset[nav_slices] = block  # whole chunks: zarr compresses them in this thread
+
+            yield write
+            return
+        import h5py
+
+        with h5py.File(temp, "w") as f:
+            dset = f.require_group(self.group).create_dataset(
+                "data", shape=self.shape, chunks=self.chunks, dtype=self.dtype, **self.codec.hdf5_filter()
+            )
+            lock = threading.Lock()
+            direct = self.codec.compression in ("lz4", "zstd")
+            codec = self.codec.numcodecs() if direct else None
+
+            def write(nav_slices, block):
+                if not direct:  # HDF5 compresses, one chunk at a time, under its lock
+                    with lock:
+                        dset[nav_slices] = block
+                    return
+                # Compress the chunks here, in parallel, and hand HDF5 the bytes.
+                for offset, chunk in _chunks_of(block, nav_slices, self.chunks, self.shape):
+                    data = codec.encode(chunk)
+                    with lock:
+                        dset.id.write_direct_chunk(offset, data)
+
+            yield write
+
+    def finish(self, temp: Path, summaries: Summaries) -> None:
+        """HyperSpy writes everything but the data set (already there) into ``temp``."""
+        from hyperspy.io import dict2signal
+
+        nav_size = max(1, math.prod(self.nav))
+        times, exposures = self.frame_times()
+        signal = dict2signal(self.signal, lazy=True)
+        signal.metadata.set_item(
+            "Summaries",
+            {
+                "mean_pattern": (summaries.sum_pattern / nav_size).astype(np.float32),
+                "max_pattern": summaries.max_pattern,
+                "frame_totals": summaries.totals,
+                "virtual_bright_field": {
+                    "image": summaries.vbf,
+                    "centre_row": summaries.disc[0],
+                    "centre_col": summaries.disc[1],
+                    "radius": summaries.disc[2],
+                    "aperture_from": f"the mean pattern of the first {summaries.disc_frames} frames",
+                },
+                "frame_start_times_ns": times,
+                "frame_exposures_ms": exposures,
+                "note": "times and exposures of the frames read, in scan order (before binning); -1 for blank frames",
+            },
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # zarr's notes about its next major version
+            signal.save(temp, write_dataset=False, overwrite=True, file_format=self.codec.format.upper())
+
+    def frame_times(self) -> tuple[np.ndarray, np.ndarray]:
+        """Start times (ns since 1970, -1 unknown) and exposures (ms) of the frames read."""
+        frames = self.plan.frame_numbers()
+        times = np.full(frames.size, -1, np.int64)
+        exposures = np.full(frames.size, np.nan)
+        real = np.flatnonzero(frames >= 0)
+        for seg in self.prop.segments:
+            local = real[(frames[real] >= seg.first) & (frames[real] < seg.first + seg.count)]
+            if not local.size:
+                continue
+            source = segment_source(seg) if seg.path else self.prop.source
+            headers = read_headers_at(source, self.prop.geometry, frames[local] - seg.first)
+            stamps, ms, _ = parse_evidence(headers)
+            if stamps is not None:
+                times[local] = stamps
+            exposures[local] = ms
+        shape = self.plan.shape or ()
+        return times.reshape(shape), exposures.reshape(shape)
+
+
+def read_headers_at(source, geometry, frames: np.ndarray) -> np.ndarray:
+    """Headers of the given (local) frame numbers, consecutive runs read together."""
+    out = []
+    breaks = np.flatnonzero(np.diff(frames) != 1) + 1
+    for run in np.split(frames, breaks):
+        out.append(read_headers(source, geometry, int(run[0]), run.size))
+    return np.concatenate(out) if out else np.array([], dtype=f"S{geometry.header_bytes}")
+
+
+def _chunks_of(block: np.ndarray, nav_slices, chunks: tuple[int, ...], shape: tuple[int, ...]):
+    """``(chunk offset, full-size chunk)`` for every chunk of a chunk-aligned block (edges zero-padded)."""
+    starts = [s.start for s in nav_slices] + [0, 0]
+    grid = [range(0, n, c) for n, c in zip(block.shape, chunks)]
+    for corner in np.ndindex(*[len(g) for g in grid]):
+        lo = [g[i] for g, i in zip(grid, corner)]
+        piece = block[tuple(slice(a, a + c) for a, c in zip(lo, chunks))]
+        if piece.shape != chunks:
+            full = np.zeros(chunks, block.dtype)
+            full[tuple(slice(0, n) for n in piece.shape)] = piece
+            piece = full
+        yield tuple(a + s for a, s in zip(lo, starts)), np.ascontiguousarray(piece)
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return path.stat().st_size
+
+
+def _remove(path: Path) -> None:
+    """Remove one of our own temporary outputs."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _replace(temp: Path, target: Path, overwrite: bool) -> None:
+    """Rename the finished archive into place; an old one (with ``overwrite``) goes after."""
+    if target.exists():
+        if not overwrite:
+            raise FileExistsError(f"not overwriting {target} (it appeared during the conversion)")
+        old = target.with_name(f".{target.name}.old-{secrets.token_hex(4)}")
+        os.replace(target, old)
+        os.replace(temp, target)
+        _remove(old)
+    else:
+        os.replace(temp, target)
+
+
+__all__ = ["convert", "archive_chunks"]

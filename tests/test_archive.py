@@ -1,0 +1,210 @@
+"""Facility conversion (issue 14): archives that hs.load, zarr and h5py read back exactly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rsciio_mib_plugin import convert, file_reader, write_mib
+from rsciio_mib_plugin.preview import aperture, disc_mask
+
+RNG = np.random.default_rng(14)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("archive-in")
+    y, x = np.ogrid[:64, :256]
+    disc = ((y - 30) ** 2 + (x - 120) ** 2 <= 10**2) * 300
+    single = RNG.poisson(disc + 2, size=(4, 6, 64, 256)).astype(np.uint16)
+    raw = RNG.integers(0, 2, size=(2, 3, 512, 512), dtype=np.uint8)
+    return {
+        "single": write_mib(folder / "single.mib", single),
+        "raw": write_mib(folder / "raw.mib", raw, counter_depth=1, raw=True),
+    }
+
+
+def eager(path, **kwargs):
+    (d,) = file_reader(path, **kwargs)
+    return d["data"]
+
+
+@pytest.mark.parametrize(
+    "fmt, compression", [("zspy", "lz4"), ("hspy", "lz4"), ("zspy", "zstd"), ("hspy", "gzip"), ("zspy", "none")]
+)
+@pytest.mark.parametrize("name", ["single", "raw"])
+def test_round_trip_is_exact(files, tmp_path, fmt, compression, name):
+    import hyperspy.api as hs
+
+    path = files[name]
+    (report,) = convert(path, tmp_path, format=fmt, compression=compression)
+    out = tmp_path / f"{name}.{fmt}"
+    assert report["output"] == str(out) and out.exists()
+    expected = eager(path)
+    back = hs.load(out)
+    np.testing.assert_array_equal(back.data, expected)
+    assert back.axes_manager.navigation_shape == expected.shape[:-2][::-1]
+    assert back.metadata.General.title == name and back.metadata.Signal.signal_type == "electron_diffraction"
+    assert back.original_metadata.mib_plugin.flip_y is True
+    lazy = hs.load(out, lazy=True)
+    np.testing.assert_array_equal(lazy.inav[1, 0].data.compute(), expected[0, 1])
+    # plain zarr / h5py see the array and its chunks: whole frames, at most 1 MiB each
+    stored = _plain_array(out, name)
+    np.testing.assert_array_equal(stored[...], expected)
+    chunk = stored.chunks
+    assert chunk[-2:] == expected.shape[-2:] and np.prod(chunk) * expected.dtype.itemsize <= 1 << 20
+    if compression != "none":
+        assert report["ratio"] > 1
+
+
+def _plain_array(path, name):
+    if path.suffix == ".zspy":
+        import zarr
+
+        return zarr.open(zarr.storage.NestedDirectoryStore(str(path)), mode="r")[f"Experiments/{name}/data"]
+    import h5py
+    import hdf5plugin  # noqa: F401  - registers the Blosc filter
+
+    return h5py.File(path, "r")[f"Experiments/{name}/data"]
+
+
+def test_summaries_equal_numpy(files, tmp_path):
+    import hyperspy.api as hs
+
+    path = files["single"]
+    (report,) = convert(path, tmp_path, preview=True)
+    data = eager(path).astype(np.float64)
+    summaries = hs.load(tmp_path / "single.zspy").metadata.Summaries
+    np.testing.assert_allclose(summaries.mean_pattern, data.mean(axis=(0, 1)), rtol=1e-6)
+    np.testing.assert_array_equal(summaries.max_pattern, data.max(axis=(0, 1)))
+    np.testing.assert_array_equal(summaries.frame_totals, data.sum(axis=(2, 3)))
+    vbf = summaries.virtual_bright_field
+    # the disc comes from the first block's mean (here: all 24 frames), centre in display rows
+    disc = aperture(data.reshape(-1, 64, 256).mean(axis=0))
+    assert (vbf.centre_row, vbf.centre_col, vbf.radius) == pytest.approx(disc)
+    assert vbf.centre_row == pytest.approx(63 - 30, abs=0.5) and vbf.centre_col == pytest.approx(120, abs=0.5)
+    np.testing.assert_array_equal(vbf.image, (data * disc_mask((64, 256), disc)).sum(axis=(2, 3)))
+    assert (
+        summaries.frame_start_times_ns.shape == (4, 6) and (np.diff(summaries.frame_start_times_ns.ravel()) > 0).all()
+    )
+    np.testing.assert_allclose(summaries.frame_exposures_ms, 1.0)
+    assert (tmp_path / "single_preview.png").stat().st_size > 10_000
+    assert report["disc"]["radius"] == pytest.approx(disc[2])
+
+
+@pytest.mark.parametrize("fmt", ["zspy", "hspy"])
+def test_binned_and_gapped_archives(files, tmp_path, fmt):
+    import hyperspy.api as hs
+
+    path = files["raw"]
+    convert(path, tmp_path, format=fmt, bin_signal=2, quad_gap=2, first_frame=0, last_frame=4, navigation_shape=(2, 2))
+    expected = eager(path, bin_signal=2, quad_gap=2, first_frame=0, last_frame=4, navigation_shape=(2, 2))
+    flat = eager(path, flip_y=False).reshape(-1, 512, 512)[:4].reshape(2, 2, 512, 512)
+    gapped = np.insert(np.insert(flat, [256] * 2, 0, axis=-2), [256] * 2, 0, axis=-1)
+    numpy_binned = gapped.reshape(2, 2, 257, 2, 257, 2).sum(axis=(3, 5))[..., ::-1, :]
+    np.testing.assert_array_equal(expected, numpy_binned)
+    back = hs.load(tmp_path / f"raw.{fmt}")
+    np.testing.assert_array_equal(back.data, expected)
+    assert back.axes_manager.signal_axes[0].scale == 2
+
+
+def test_interrupted_conversion_leaves_nothing(files, tmp_path, monkeypatch):
+    import hyperspy.api as hs
+
+    import rsciio_mib_plugin.archive as archive
+
+    path = files["single"]
+    before = path.read_bytes()
+    calls = []
+    original = archive.Job.read_block
+
+    def failing(self, nav_slices):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed half way")
+        return original(self, nav_slices)
+
+    monkeypatch.setattr(archive, "BLOCK_BYTES", 1)  # one scan line per block
+    monkeypatch.setattr(archive.Job, "read_block", failing)
+    with pytest.raises(KeyboardInterrupt):
+        convert(path, tmp_path, threads=1)
+    assert os.listdir(tmp_path) == []  # no archive, no temporary left
+    assert path.read_bytes() == before
+    with pytest.raises(Exception):  # noqa: B017 - nothing that hs.load would accept
+        hs.load(tmp_path / "single.zspy")
+
+
+def test_overwrite_is_refused_before_any_work(files, tmp_path):
+    path = files["single"]
+    convert(path, tmp_path)
+    stamp = (tmp_path / "single.zspy").stat().st_mtime_ns
+    with pytest.raises(FileExistsError, match="overwrite"):
+        convert([files["raw"], path], tmp_path)
+    assert not (tmp_path / "raw.zspy").exists()  # checked before anything was written
+    assert (tmp_path / "single.zspy").stat().st_mtime_ns == stamp
+    convert(path, tmp_path, overwrite=True, compression="zstd")
+    assert sorted(os.listdir(tmp_path)) == ["single.zspy"]
+
+
+def test_bad_arguments(files, tmp_path):
+    path = files["single"]
+    for kwargs, message in (
+        ({"format": "tiff"}, "format"),
+        ({"compression": "brotli"}, "compression"),
+        ({"level": 12}, "level"),
+        ({"chunks": (1, 2, 3)}, "chunks"),
+        ({"threads": 0}, "threads"),
+        ({"nonsense": 1}, "nonsense"),
+    ):
+        with pytest.raises((ValueError, TypeError), match=message):
+            convert(path, tmp_path, **kwargs)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        convert(tmp_path / "missing.mib", tmp_path)
+    assert not list(tmp_path.glob("*.zspy"))
+
+
+def test_counters_make_one_archive_each(tmp_path):
+    frames = RNG.integers(0, 60, size=(24, 32, 256), dtype=np.uint8)
+    path = write_mib(
+        tmp_path / "both.mib",
+        frames,
+        counter=np.tile([0, 1], 12),
+        hdr={"Active Counters": "Both", "ScanX": 4, "ScanY": 3, "Frames in Acquisition": 24},
+    )
+    reports = convert(path, tmp_path / "out")
+    assert [os.path.basename(r["output"]) for r in reports] == ["both_counter0.zspy", "both_counter1.zspy"]
+
+
+def test_cli_many_inputs_one_line_each(files, tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rsciio_mib_plugin",
+            "convert",
+            str(files["single"]),
+            str(files["raw"]),
+            "-o",
+            str(tmp_path),
+        ]
+        + ["--format", "hspy", "--compression", "zstd", "--level", "5"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("[1/2]") and "ratio" in lines[1]
+    assert done.stderr == ""
+    done = subprocess.run(
+        [sys.executable, "-m", "rsciio_mib_plugin", "convert", str(files["single"]), "-o", str(tmp_path / "p")]
+        + ["--progress"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0 and "convert" in done.stderr and "100%" in done.stderr
