@@ -248,10 +248,12 @@ class Summaries:
 
     def add(self, index, block: np.ndarray, disc_pixels: np.ndarray) -> None:
         flat = block.reshape(block.shape[0], -1)
-        totals = flat.sum(axis=1, dtype=np.uint64)
-        vbf = flat[:, disc_pixels].sum(axis=1, dtype=np.uint64)
-        pattern_sum = block.sum(axis=0, dtype=np.float64)
         pattern_max = block.max(axis=0)
+        # uint32 sums when they cannot overflow within a block (integer adds are the fast ones)
+        wide = np.uint32 if int(pattern_max.max()) * max(flat.shape) < 2**32 else np.uint64
+        totals = flat.sum(axis=1, dtype=wide)
+        vbf = flat[:, disc_pixels].sum(axis=1, dtype=wide)
+        pattern_sum = flat.sum(axis=0, dtype=wide).reshape(block.shape[1:])
         with self.lock:
             self.totals.reshape(-1)[index] = totals
             self.vbf.reshape(-1)[index] = vbf
@@ -296,7 +298,7 @@ class Job:
     def read_block(self, nav_slices) -> np.ndarray:
         groups = grouped_frames(self.plan.frame_numbers, nav_slices, self.transform.bin_navigation)
         out = np.empty((groups.shape[0],) + self.frame, self.dtype)
-        _read_groups(self.prop.source, self.prop.segments, self.prop.geometry, self.transform, groups, out[:, ::-1], 1)
+        _read_groups(self.prop.source, self.prop.segments, self.prop.geometry, self.transform, groups, out, 1, True)
         return out
 
     def run(self, overwrite: bool, preview: bool, threads: int, progress) -> dict:
@@ -383,12 +385,22 @@ class Job:
                 warnings.simplefilter("ignore", FutureWarning)
                 store = zarr.storage.NestedDirectoryStore(str(temp))
             root = zarr.open_group(store=store, mode="w")
-            dset = root.require_group(self.group).create_dataset(
-                "data", shape=self.shape, chunks=self.chunks, dtype=self.dtype, compressor=self.codec.numcodecs()
+            compressor = self.codec.numcodecs()
+            root.require_group(self.group).create_dataset(
+                "data", shape=self.shape, chunks=self.chunks, dtype=self.dtype, compressor=compressor, fill_value=0
             )
+            folder = Path(temp, *self.group.split("/"), "data")
+            made: set = set()
 
             def write(nav_slices, block):
-                dset[nav_slices] = block  # whole chunks: zarr compresses them in this thread
+                # zarr's own chunk files (key "i/j/k/l" of the chunk grid, whole chunks, compressed
+                # bytes): written here without zarr's per-chunk bookkeeping, on every worker at once
+                for offset, chunk in _chunks_of(block, nav_slices, self.chunks, self.shape):
+                    path = folder.joinpath(*(str(o // c) for o, c in zip(offset, self.chunks)))
+                    if path.parent not in made:
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        made.add(path.parent)
+                    path.write_bytes(compressor.encode(chunk) if compressor is not None else chunk.tobytes())
 
             yield write
             return

@@ -14,9 +14,12 @@ import numpy as np
 from .layout import Geometry
 
 _MASKS = {6: 0x3F, 12: 0xFFF}
+CHIP = 256  # pixels per chip side
 
 
-def decode_frames(payload: np.ndarray, geometry: Geometry, out: np.ndarray | None = None) -> np.ndarray:
+def decode_frames(
+    payload: np.ndarray, geometry: Geometry, out: np.ndarray | None = None, gap: int | None = None
+) -> np.ndarray:
     """Decode ``(n, payload_bytes)`` uint8 payloads into ``(n, rows, cols)`` pixels.
 
     Parameters
@@ -27,12 +30,22 @@ def decode_frames(payload: np.ndarray, geometry: Geometry, out: np.ndarray | Non
         The file's frame geometry.
     out : numpy.ndarray, optional
         Native-endian ``(n, rows, cols)`` array to write into.
+    gap : int, optional
+        Quad frames only: pixels between the chips in ``out`` (placed there
+        directly, no second copy); ``None`` keeps the file's layout.
     """
     n = payload.shape[0]
+    stored_gap = 2 if geometry.layout.endswith("G") else 0
+    if gap is None:
+        gap = stored_gap
     if out is None:
-        out = np.empty((n,) + geometry.shape, dtype=geometry.dtype)
+        out = np.empty((n,) + (geometry.shape if gap == stored_gap else (512 + gap,) * 2), dtype=geometry.dtype)
     if not geometry.raw:
-        out[...] = payload.view(geometry.file_dtype).reshape((n,) + geometry.shape)
+        pixels = payload.view(geometry.file_dtype).reshape((n,) + geometry.shape)
+        if gap == stored_gap:
+            out[...] = pixels
+        else:
+            respace_chips(pixels, stored_gap, gap, out)
         return out
     height, width = geometry.stored_shape
     if geometry.depth == 24:
@@ -48,7 +61,7 @@ def decode_frames(payload: np.ndarray, geometry: Geometry, out: np.ndarray | Non
     else:
         stored = _unpack(payload, geometry.depth).reshape(n, height, width)
     if geometry.layout in ("2x2", "2x2G"):
-        _assemble_quad(stored, out, gap=2 if geometry.layout.endswith("G") else 0, packed=geometry.depth == 1)
+        _assemble_quad(stored, out, gap=gap, packed=geometry.depth == 1)
     else:
         out[...] = stored
     return out
@@ -101,8 +114,26 @@ def _assemble_quad(stored: np.ndarray, out: np.ndarray, gap: int, packed: bool) 
         out[...] = arranged
         return
     half = arranged.shape[2] // 2
-    out[...] = 0
+    out[:, rows : rows + gap, :] = 0
+    out[:, :, half : half + gap] = 0
     out[:, :rows, :half] = arranged[:, :rows, :half]
     out[:, :rows, half + gap :] = arranged[:, :rows, half:]
     out[:, rows + gap :, :half] = arranged[:, rows:, :half]
     out[:, rows + gap :, half + gap :] = arranged[:, rows:, half:]
+
+
+def respace_chips(frames: np.ndarray, stored: int, gap: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Quad frames with ``stored`` pixels between the chips, re-spaced to ``gap`` zero pixels."""
+    n = frames.shape[0]
+    size = 2 * CHIP + gap
+    if out is None:
+        out = np.empty((n, size, size), frames.dtype)
+    out[:, CHIP : CHIP + gap, :] = 0
+    out[:, :, CHIP : CHIP + gap] = 0
+    lo, hi = slice(0, CHIP), slice(CHIP + stored, 2 * CHIP + stored)
+    new_hi = slice(CHIP + gap, size)
+    out[:, lo, lo] = frames[:, lo, lo]
+    out[:, lo, new_hi] = frames[:, lo, hi]
+    out[:, new_hi, lo] = frames[:, hi, lo]
+    out[:, new_hi, new_hi] = frames[:, hi, hi]
+    return out

@@ -78,7 +78,10 @@ def test_console_examples_print_what_the_readme_shows(demo):
             done = _run(_command(line), folder)
             assert done.returncode == 0, (line, done.stderr)
             expected = [e for e in expected if e.strip()]
-            assert done.stdout.strip().splitlines() == expected, line
+            printed = done.stdout.strip().splitlines()
+            assert len(printed) == len(expected), (line, printed)
+            for got, shown in zip(printed, expected):  # "..." ends what varies from run to run
+                assert got.startswith(shown[:-3]) if shown.endswith("...") else got == shown, (got, shown)
 
 
 def test_other_blocks_are_installs_or_signatures():
