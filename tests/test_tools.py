@@ -165,7 +165,7 @@ def test_cli_version_progress_and_fifo(tmp_path, scan):
     done = cli("convert", path, "-o", tmp_path / "a")
     assert done.returncode == 0 and "Completed" not in done.stderr and done.stdout.count("\n") == 1
     done = cli("convert", path, "-o", tmp_path / "b", "--progress")
-    assert done.returncode == 0 and "100% Completed" in done.stderr
+    assert done.returncode == 0 and "100%" in done.stderr
     fifo = tmp_path / "fifo.mib"
     os.mkfifo(fifo)
     done = cli("info", fifo)  # must not block on opening the FIFO
