@@ -160,13 +160,17 @@ def _read_groups(source, segments, geometry, transform, groups: np.ndarray, out:
         signal = transform.signal(block)
         signal.reshape((-1, per_group) + signal.shape[1:]).sum(axis=1, dtype=out.dtype, out=out[i : i + step])
 
-    starts = range(0, groups.shape[0], step)
-    if threads > 1 and len(starts) > 1:
+    _parallel(work, range(0, groups.shape[0], step), threads)
+
+
+def _parallel(work, items, threads: int) -> None:
+    """``work(item)`` for every item, on ``threads`` threads when there is more than one item."""
+    if threads > 1 and len(items) > 1:
         with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(work, starts))
+            list(pool.map(work, items))
     else:
-        for i in starts:
-            work(i)
+        for item in items:
+            work(item)
 
 
 def _scratch(frames: int, geometry: Geometry) -> np.ndarray:
@@ -245,12 +249,7 @@ def read_frames(
             if progress is not None:
                 progress(n)
 
-        if threads > 1 and len(pieces) > 1:
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(work, pieces))
-        else:
-            for piece in pieces:
-                work(piece)
+        _parallel(work, pieces, threads)
     finally:
         for fd in fds.values():
             os.close(fd)
