@@ -124,28 +124,23 @@ def convert(
     paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     if not paths:
         raise ValueError("`inputs` is empty: name at least one .mib file")
-    paths = [check_path(p) for p in paths]
     output_dir = Path(output_dir)
-    targets = [output_dir / f"{Path(p).stem}.{format}" for p in paths]
-    existing = [str(t) for t in targets if t.exists()]
+    options = {k: v for k, v in read_options.items() if v is not None}
+    jobs = []
+    for path in [check_path(p) for p in paths]:  # every input opens before anything is written
+        datasets, prop, plans, transforms = _open(path, options)
+        for data, plan, transform in zip(datasets, plans, transforms):
+            counter = "" if plan.counter is None else f"_counter{plan.counter}"
+            target = output_dir / f"{Path(path).stem}{counter}.{format}"
+            signal = signal_dict(data, prop, plan, transform, True)
+            jobs.append(Job(prop, plan, transform, signal, target, codec, chunks))
+    existing = [str(job.target) for job in jobs if job.target.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"not overwriting {', '.join(existing)} (use overwrite=True, or --overwrite)")
-    # every input must open before anything is written
-    opened = [_open(p, {k: v for k, v in read_options.items() if v is not None}) for p in paths]
     import hyperspy.io  # noqa: F401  - imported before the clocks start
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    reports = []
-    for (datasets, prop, plans, transforms), target in zip(opened, targets):
-        for data, plan, transform in zip(datasets, plans, transforms):
-            name = (
-                target
-                if plan.counter is None
-                else target.with_name(f"{target.stem}_counter{plan.counter}{target.suffix}")
-            )
-            job = Job(prop, plan, transform, signal_dict(data, prop, plan, transform, True), name, codec, chunks)
-            reports.append(job.run(overwrite, preview, threads, progress))
-    return reports
+    return [job.run(overwrite, preview, threads, progress) for job in jobs]
 
 
 def _open(path, options: dict):
@@ -265,14 +260,8 @@ class Job:
     """One dataset of one input into one archive."""
 
     def __init__(self, prop, plan, transform, signal: dict, target: Path, codec: Codec, chunks):
-        self.prop, self.plan, self.transform, self.signal, self.target, self.codec = (
-            prop,
-            plan,
-            transform,
-            signal,
-            target,
-            codec,
-        )
+        self.prop, self.plan, self.transform = prop, plan, transform
+        self.signal, self.target, self.codec = signal, target, codec
         data = signal["data"]
         self.shape, self.dtype = tuple(data.shape), np.dtype(data.dtype)
         self.nav, self.frame = self.shape[:-2], self.shape[-2:]
