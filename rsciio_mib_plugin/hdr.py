@@ -21,11 +21,6 @@ SCAN_X = "ScanX"
 SCAN_Y = "ScanY"
 
 
-def find_hdr(mib_path: str | os.PathLike) -> Path | None:
-    """Return the side file ``<stem>.hdr`` / ``<stem>.HDR`` next to a ``.mib``."""
-    return find_hdr_of_any([mib_path])
-
-
 def find_hdr_of_any(mib_paths: list) -> Path | None:
     """The ``.hdr`` of the first of ``mib_paths`` that has one.
 

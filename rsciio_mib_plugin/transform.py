@@ -67,24 +67,20 @@ class Transform:
         return mask.reshape(rows // b, b, cols // b, b).any(axis=(1, 3))
 
     def signal(self, frames: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Gap, then bin ``(n, rows, cols)`` decoded frames, into ``out`` (or new memory)."""
-        respace = self.quad_gap is not None and self.quad_gap != self.stored_gap
+        """Gap, then bin ``(n, rows, cols)`` decoded frames, into ``out`` (new memory, or
+        ``frames`` itself when there is nothing to do and no ``out``)."""
+        if self.quad_gap is not None and self.quad_gap != self.stored_gap:
+            frames = respace_chips(frames, self.stored_gap, self.quad_gap, out if self.bin_signal == 1 else None)
         if self.bin_signal == 1:
-            if out is None:
-                out = np.empty(
-                    (frames.shape[0],) + (frames.shape[1:] if not respace else (2 * CHIP + self.quad_gap,) * 2),
-                    frames.dtype,
-                )
-            if respace:
-                return respace_chips(frames, self.stored_gap, self.quad_gap, out)
-            out[...] = frames
-            return out
-        gapped = respace_chips(frames, self.stored_gap, self.quad_gap) if respace else frames
-        n, rows, cols = gapped.shape
+            if out is not None and frames is not out:
+                out[...] = frames
+                return out
+            return frames
+        n, rows, cols = frames.shape
         b = self.bin_signal
         if out is None:
             out = np.empty((n, rows // b, cols // b), self.out_dtype)
-        return bin_sum(gapped, b, out)
+        return bin_sum(frames, b, out)
 
 
 def bin_sum(frames: np.ndarray, b: int, out: np.ndarray) -> np.ndarray:
