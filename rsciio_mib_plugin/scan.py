@@ -325,8 +325,8 @@ def plan_scan(
             plan.rule = "frames as stored (no navigation_shape)"
             _fit(plan, None, whole=False, explicit=False)
             plan.shape = plan.shape or (1,)
-            if plan.counter is not None:
-                plan.rule += f"; counter {plan.counter} of every {plan.step} frames"
+        if plan.counter is not None:
+            plan.rule += f"; counter {plan.counter} of every {plan.step} frames"
         plans.append(plan)
     return plans
 
@@ -360,8 +360,6 @@ def _decide(plan: ScanPlan, n_frames: int, user, hdr, get_evidence, no_selection
         scan = _evidence_rules(plan, scan, hdr, n_frames, get_evidence)
     whole = selected_all and (user is not None or no_selection)
     _fit(plan, scan, whole, explicit=user is not None)
-    if plan.counter is not None:
-        plan.rule += f"; counter {plan.counter} of every {plan.step} frames"
 
 
 def _evidence_rules(plan: ScanPlan, scan, hdr, n_frames: int, get_evidence):
