@@ -428,16 +428,17 @@ class Job:
             {
                 "mean_pattern": (summaries.sum_pattern / nav_size).astype(np.float32),
                 "max_pattern": summaries.max_pattern,
-                "frame_totals": summaries.totals,
+                # one frame: arrays of one value (HyperSpy's writers cannot store 0-d arrays)
+                "frame_totals": np.atleast_1d(summaries.totals),
                 "virtual_bright_field": {
-                    "image": summaries.vbf,
+                    "image": np.atleast_1d(summaries.vbf),
                     "centre_row": summaries.disc[0],
                     "centre_col": summaries.disc[1],
                     "radius": summaries.disc[2],
                     "aperture_from": f"the mean pattern of the first {summaries.disc_frames} frames",
                 },
-                "frame_start_times_ns": times,
-                "frame_exposures_ms": exposures,
+                "frame_start_times_ns": np.atleast_1d(times),
+                "frame_exposures_ms": np.atleast_1d(exposures),
                 "note": "times and exposures of the frames read, in scan order (before binning); -1 for blank frames",
             },
         )

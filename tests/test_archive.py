@@ -208,3 +208,19 @@ def test_cli_many_inputs_one_line_each(files, tmp_path):
         timeout=300,
     )
     assert done.returncode == 0 and "convert" in done.stderr and "100%" in done.stderr
+
+
+def test_single_frames_and_captures(samples, tmp_path):
+    import hyperspy.api as hs
+
+    one = samples / "Single_1_Frame_CounterDepth_12_Rows_256.mib"
+    (report,) = convert(one, tmp_path, preview=True)
+    back = hs.load(report["output"])
+    np.testing.assert_array_equal(back.data, eager(one))
+    assert back.metadata.Summaries.frame_totals.tolist() == [int(eager(one).sum())]
+    frames = RNG.integers(0, 64, size=(2, 3, 16, 256), dtype=np.uint8)
+    capture = write_mib(tmp_path / "capture.mib", frames, mpx=True)
+    (report,) = convert(capture, tmp_path / "out", format="hspy")
+    back = hs.load(report["output"])
+    np.testing.assert_array_equal(back.data, eager(capture))
+    assert (np.diff(back.metadata.Summaries.frame_start_times_ns.ravel()) == 1_000_000).all()
