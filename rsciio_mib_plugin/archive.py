@@ -370,25 +370,26 @@ class Job:
         if self.codec.format == "zspy":
             import zarr
 
-            with warnings.catch_warnings():  # the layout HyperSpy's zspy uses, deprecated for zarr 3
-                warnings.simplefilter("ignore", FutureWarning)
-                store = zarr.storage.NestedDirectoryStore(str(temp))
-            root = zarr.open_group(store=store, mode="w")
+            root = zarr.open_group(store=zarr.storage.DirectoryStore(str(temp)), mode="w")
             compressor = self.codec.numcodecs()
+            # Flat chunk keys ("i.j.k.l", one folder): zarr reads either layout from the
+            # array's metadata, and a folder per chunk costs as much as the chunk's file.
             root.require_group(self.group).create_dataset(
-                "data", shape=self.shape, chunks=self.chunks, dtype=self.dtype, compressor=compressor, fill_value=0
+                "data",
+                shape=self.shape,
+                chunks=self.chunks,
+                dtype=self.dtype,
+                compressor=compressor,
+                fill_value=0,
+                dimension_separator=".",
             )
             folder = Path(temp, *self.group.split("/"), "data")
-            made: set = set()
 
             def write(nav_slices, block):
-                # zarr's own chunk files (key "i/j/k/l" of the chunk grid, whole chunks, compressed
-                # bytes): written here without zarr's per-chunk bookkeeping, on every worker at once
+                # zarr's own chunk files (whole chunks, compressed bytes), written here without
+                # zarr's per-chunk bookkeeping, on every worker at once
                 for offset, chunk in _chunks_of(block, nav_slices, self.chunks, self.shape):
-                    path = folder.joinpath(*(str(o // c) for o, c in zip(offset, self.chunks)))
-                    if path.parent not in made:
-                        path.parent.mkdir(parents=True, exist_ok=True)
-                        made.add(path.parent)
+                    path = folder / ".".join(str(o // c) for o, c in zip(offset, self.chunks))
                     path.write_bytes(compressor.encode(chunk) if compressor is not None else chunk.tobytes())
 
             yield write

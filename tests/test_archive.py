@@ -65,7 +65,7 @@ def _plain_array(path, name):
     if path.suffix == ".zspy":
         import zarr
 
-        return zarr.open(zarr.storage.NestedDirectoryStore(str(path)), mode="r")[f"Experiments/{name}/data"]
+        return zarr.open(str(path), mode="r")[f"Experiments/{name}/data"]
     import h5py
     import hdf5plugin  # noqa: F401  - registers the Blosc filter
 
