@@ -145,26 +145,7 @@ def convert(
 
 def _open(path, options: dict):
     """Plan the datasets of one input as ``hs.load(lazy=True)`` would (rows flipped)."""
-    return _load(
-        path,
-        True,
-        "auto",
-        None,
-        options.get("navigation_shape"),
-        options.get("first_frame"),
-        options.get("last_frame"),
-        None,
-        False,
-        False,
-        False,
-        series=options.get("series", False),
-        counters=options.get("counters"),
-        flip=True,
-        quad_gap=options.get("quad_gap"),
-        bin_signal=options.get("bin_signal", 1),
-        bin_navigation=options.get("bin_navigation", 1),
-        sync_offset=options.get("sync_offset", 0),
-    )
+    return _load(path, lazy=True, flip=True, **options)
 
 
 @dataclass(frozen=True)
