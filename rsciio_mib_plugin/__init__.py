@@ -14,6 +14,7 @@ _EXPORTS = {
     "MIBProperties": ".properties",
     "MIBFormatError": ".errors",
     "MIBWarning": ".errors",
+    "MerlinCommandError": ".errors",
     "write_mib": ".write",
     "convert": ".archive",
     "file_writer": ".save",

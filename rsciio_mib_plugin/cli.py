@@ -1,4 +1,4 @@
-"""``rsciio-mib``: demo, info, view and convert Merlin ``.mib`` files.
+"""``rsciio-mib``: demo, info, view, convert, and live record/serve/watch of Merlin ``.mib`` data.
 
 Exit codes: 0 success, 1 a file could not be read or written, 2 wrong usage.
 Errors are one line on stderr; ``--debug`` shows the traceback.
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.debug:
                 raise
             _error(args.command, f"{err}; install it with: pip install {err.name or 'the missing module'}")
-        except (OSError, ValueError, TypeError) as err:
+        except (OSError, ValueError, TypeError, RuntimeError) as err:
             if args.debug:
                 raise
             _error(args.command, str(err))
@@ -137,7 +137,57 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--preview", action="store_true", help="also write <stem>_preview.png from the summaries")
     convert.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     convert.set_defaults(run=_convert)
+
+    record = sub.add_parser(
+        "record", parents=[common], help="record one acquisition from a Merlin data port into .mib and .hdr"
+    )
+    record.add_argument("-o", "--output", required=True, help="the .mib file to write (its .hdr goes beside it)")
+    _network_options(record)
+    record.add_argument("--start", action="store_true", help="start the acquisition over the control port")
+    record.add_argument("--frames", type=int, help="frames to record (default: as the HDR message says)")
+    record.add_argument("--timeout", type=float, default=10.0, help="seconds without data that end it (default 10)")
+    record.add_argument("--overwrite", action="store_true", help="replace existing files")
+    record.set_defaults(run=_record)
+
+    serve = sub.add_parser(
+        "serve", parents=[common], help="Merlin simulator: serve a .mib file on the control and data ports"
+    )
+    serve.add_argument("file")
+    _network_options(serve)
+    serve.add_argument("--fps", type=float, help="frames per second (default: as fast as the client takes them)")
+    serve.add_argument("--repeat", type=int, default=1, help="send the file's frames K times per acquisition")
+    serve.add_argument("--start-on-connect", action="store_true", help="start an acquisition on each data connection")
+    serve.add_argument("--drop-frames", type=_indices, default=(), help="rehearsal: frame indices not sent (1,5,9)")
+    serve.add_argument("--close-after", type=int, help="rehearsal: close the data connection after N bytes")
+    serve.set_defaults(run=_serve)
+
+    watch = sub.add_parser(
+        "watch", parents=[common], help="follow a .mib file being written; keep a preview PNG up to date"
+    )
+    watch.add_argument("file")
+    watch.add_argument("--preview", help="PNG to keep up to date (default: <file stem>_live.png)")
+    watch.add_argument("--frames", type=int, help="frames to expect (default: as the .hdr says)")
+    watch.add_argument("--timeout", type=float, default=10.0, help="seconds without growth that end it (default 10)")
+    watch.add_argument("--navigation-shape", type=_shape, help="scan shape X,Y when the .hdr does not say it")
+    watch.add_argument("--interval", type=float, default=1.0, help="seconds between preview updates (default 1)")
+    watch.set_defaults(run=_watch)
     return parser
+
+
+def _network_options(parser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="detector address (default: %(default)s)")
+    parser.add_argument("--data-port", type=int, default=6342, help="data port (default: %(default)s)")
+    parser.add_argument("--control-port", type=int, default=6341, help="control port (default: %(default)s)")
+
+
+def _indices(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected frame indices separated by commas, got {text!r}") from None
+    if any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"frame indices start at 0, got {text!r}")
+    return values
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -366,6 +416,96 @@ def _convert(args) -> int:
             ),
             flush=True,
         )
+    return 0
+
+
+# --- live ------------------------------------------------------------------------
+
+
+def _record(args) -> int:
+    from .live import record
+
+    r = record(
+        args.output,
+        args.host,
+        args.data_port,
+        args.control_port,
+        start=args.start,
+        frames=args.frames,
+        timeout=args.timeout,
+        show_progressbar=args.progress,
+        overwrite=args.overwrite,
+    )
+    lost = f", {len(r['lost_frames'])} lost" if r["lost_frames"] else ""
+    print(
+        clean(
+            f"recorded {r['frames']} frames{lost}, {r['bytes'] / 1e6:.1f} MB in {r['seconds']:.2f} s "
+            f"({r['mb_per_s']:.0f} MB/s) -> {r['path']}" + (f" and {r['hdr']}" if r["hdr"] else "")
+        ),
+        flush=True,
+    )
+    return 0 if r["complete"] and not r["lost_frames"] else 1
+
+
+def _serve(args) -> int:
+    import signal
+    import time
+
+    from .simulator import MerlinSimulator, describe
+
+    (path,) = _inputs([args.file])
+
+    def log(text: str) -> None:
+        print(clean(text), flush=True)
+
+    simulator = MerlinSimulator(
+        path,
+        args.host,
+        args.data_port,
+        args.control_port,
+        fps=args.fps,
+        repeat=args.repeat,
+        start_on_connect=args.start_on_connect,
+        drop_frames=args.drop_frames,
+        close_after=args.close_after,
+        log=log,
+    )
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    with simulator:
+        log(describe(simulator) + " (Ctrl-C to stop)")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            log("stopped")
+    return 0
+
+
+def _watch(args) -> int:
+    import time
+
+    from .live import follow
+    from .preview import LivePreview
+
+    path = Path(args.file)
+    output = Path(args.preview or path.with_name(path.stem + "_live.png"))
+    live, shown = None, 0.0
+    for first, frames in follow(path, frames=args.frames, timeout=args.timeout):
+        if live is None:
+            live = LivePreview.for_file(path, frames, args.navigation_shape, args.frames)
+        live.add(first, frames)
+        if time.monotonic() - shown >= args.interval:
+            live.save(output, str(path))
+            shown = time.monotonic()
+    if live is None:
+        _error("watch", f"{path}: no frames arrived")
+        return 1
+    live.save(output, str(path))
+    print(clean(f"{path}: {live.frames} frames seen, preview {output}"), flush=True)
     return 0
 
 

@@ -75,3 +75,71 @@ def plot_preview(mean, vbf, disc, title: str, output) -> Path:
     fig.savefig(output)
     plt.close(fig)
     return Path(output)
+
+
+class LivePreview:
+    """Mean pattern and virtual bright field of a scan, filled in as frames arrive.
+
+    Parameters
+    ----------
+    navigation_shape : tuple of int, optional
+        ``(rows, cols)`` of the scan; ``None``: a strip of frames as they come.
+    frame_shape : tuple of int
+        ``(rows, cols)`` of one frame.
+    disc : tuple of float
+        Bright-field aperture ``(row, col, radius)``.
+    """
+
+    def __init__(self, navigation_shape, frame_shape, disc):
+        self.navigation_shape = navigation_shape
+        self.disc = disc
+        self.mask = disc_mask(frame_shape, disc)
+        self.total = np.zeros(frame_shape, np.float64)
+        self.frames = 0
+        self.vbf = np.full(int(np.prod(navigation_shape)) if navigation_shape else 0, np.nan)
+
+    @classmethod
+    def for_file(cls, path, first_block, navigation_shape=None, frames=None) -> LivePreview:
+        """Shape from ``navigation_shape`` (X, Y), the ``.hdr`` (ScanX/ScanY, else the frame
+        count with the frames per trigger as the line length), a square frame count, or none;
+        the aperture from the first block of frames."""
+        from .hdr import FRAMES_IN_ACQUISITION, FRAMES_PER_TRIGGER, SCAN_X, SCAN_Y, hdr_int, read_hdr
+
+        hdr_path = Path(path).with_suffix(".hdr")
+        hdr = read_hdr(hdr_path) if hdr_path.is_file() else None
+        total = frames or hdr_int(hdr, FRAMES_IN_ACQUISITION)
+        per_line = hdr_int(hdr, FRAMES_PER_TRIGGER)
+        if navigation_shape:
+            shape = tuple(navigation_shape[::-1])
+        elif hdr_int(hdr, SCAN_X) and hdr_int(hdr, SCAN_Y):
+            shape = (hdr_int(hdr, SCAN_Y), hdr_int(hdr, SCAN_X))
+        elif total and per_line and 1 < per_line < total and total % per_line == 0:
+            shape = (total // per_line, per_line)
+        elif total and int(np.sqrt(total)) ** 2 == total:
+            shape = (int(np.sqrt(total)),) * 2
+        else:
+            shape = None
+        return cls(shape, first_block.shape[1:], aperture(first_block.mean(axis=0)))
+
+    def add(self, first: int, frames: np.ndarray) -> None:
+        """Add ``frames`` whose first is scan position ``first`` (positions past the scan: mean only)."""
+        self.total += frames.sum(axis=0, dtype=np.float64)
+        self.frames += len(frames)
+        stop = first + len(frames)
+        if self.navigation_shape is None and stop > self.vbf.size:
+            self.vbf = np.concatenate([self.vbf, np.full(max(stop, 2 * self.vbf.size) - self.vbf.size, np.nan)])
+        keep = max(0, min(len(frames), self.vbf.size - first))
+        self.vbf[first : first + keep] = frames[:keep, self.mask].sum(axis=1)
+
+    def save(self, output, title: str) -> Path:
+        """Write the PNG under a temporary name, then rename it: a viewer never sees half a file."""
+        output = Path(output)
+        part = output.with_name(f".{output.stem}.part{output.suffix or '.png'}")
+        mean = self.total / max(self.frames, 1)
+        if self.navigation_shape:
+            vbf = self.vbf.reshape(self.navigation_shape)
+        else:
+            vbf = self.vbf[: int(np.max(np.flatnonzero(~np.isnan(self.vbf)), initial=-1)) + 1]
+        plot_preview(mean, vbf, self.disc, f"{title}: {self.frames} frames", part)
+        os.replace(part, output)
+        return output

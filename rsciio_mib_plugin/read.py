@@ -227,7 +227,7 @@ def read_frames(
         stored = np.frombuffer(source.buffer, np.uint8, count=seg.count * stride, offset=seg.base - seg.prefix)
         stored = stored.reshape(-1, stride)
         for _, local, index, n in pieces:
-            _check_headers(
+            check_headers(
                 stored[local : local + n, : seg.prefix + geometry.header_bytes], geometry, source.name, local, seg
             )
             target = out[index : index + n]
@@ -296,7 +296,7 @@ def read_into(
     offset = segment.base - segment.prefix + frame * stride
     frames = _bounce(out.shape[0] * stride).reshape(out.shape[0], stride)
     read_exact(fd, offset, frames, segment.path, frame)
-    _check_headers(frames[:, :lead], geometry, segment.path, frame, segment)
+    check_headers(frames[:, :lead], geometry, segment.path, frame, segment)
     decode_frames(frames[:, lead:], geometry, out[:, ::-1] if flip else out, gap)
 
 
@@ -304,7 +304,9 @@ _MAGIC = np.frombuffer(b"MQ1,", np.uint8)
 _FIELD_NAMES = ("header length", "number of chips", "image width", "image height", "pixel type", "layout")
 
 
-def _check_headers(heads: np.ndarray, geometry: Geometry, name: str, frame: int, segment: Segment) -> None:
+def check_headers(
+    heads: np.ndarray, geometry: Geometry, name: str, frame: int, segment: Segment, in_file: bool = True
+) -> None:
     """Check every frame header of a block against the first one, vectorised.
 
     ``heads`` holds each frame's bytes before its pixels (MPX prefix and
@@ -313,7 +315,8 @@ def _check_headers(heads: np.ndarray, geometry: Geometry, name: str, frame: int,
     length, chips, width, height, pixel type, layout) byte for byte, and end
     with its MQ1A counter depth: a frame out of step (a damaged or inserted
     byte) or of another kind is an error naming that frame, not garbage
-    pixels. Costs a few bytes per frame.
+    pixels. Costs a few bytes per frame. ``in_file=False`` (live streams)
+    leaves out the hint to read the frames before it with ``last_frame``.
     """
     n = heads.shape[0]
     good = np.ones(n, bool)
@@ -340,7 +343,10 @@ def _check_headers(heads: np.ndarray, geometry: Geometry, name: str, frame: int,
         return
     bad = int(np.argmin(good))
     at = segment.base + (frame + bad) * (segment.prefix + geometry.frame_bytes)
-    raise MIBFormatError(f"{where(name, frame + bad, at)}: {_header_difference(heads[bad], geometry, segment.prefix)}")
+    message = _header_difference(heads[bad], geometry, segment.prefix)
+    if not in_file:
+        message = message.split("; the frames before it", 1)[0]
+    raise MIBFormatError(f"{where(name, frame + bad, at)}: {message}")
 
 
 def _header_difference(head: np.ndarray, geometry: Geometry, prefix: int) -> str:
