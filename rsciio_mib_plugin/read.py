@@ -318,12 +318,24 @@ def check_headers(
     pixels. Costs a few bytes per frame. ``in_file=False`` (live streams)
     leaves out the hint to read the frames before it with ``last_frame``.
     """
+    bad = first_bad_header(heads, geometry, segment.prefix)
+    if bad is None:
+        return
+    at = segment.base + (frame + bad) * (segment.prefix + geometry.frame_bytes)
+    message = _header_difference(heads[bad], geometry, segment.prefix)
+    if not in_file:
+        message = message.split("; the frames before it", 1)[0]
+    raise MIBFormatError(f"{where(name, frame + bad, at)}: {message}")
+
+
+def first_bad_header(heads: np.ndarray, geometry: Geometry, prefix: int) -> int | None:
+    """Index of the first row of ``heads`` that fails :func:`check_headers`, or ``None``."""
     n = heads.shape[0]
     good = np.ones(n, bool)
-    if segment.prefix:
+    if prefix:
         expected = np.frombuffer(frame_prefix(geometry.frame_bytes), np.uint8)
-        good &= np.all(heads[:, : segment.prefix] == expected, axis=1)
-    h = heads[:, segment.prefix :]
+        good &= np.all(heads[:, :prefix] == expected, axis=1)
+    h = heads[:, prefix:]
     good &= np.all(h[:, :4] == _MAGIC, axis=1)
     sig = np.frombuffer(geometry.signature, np.uint8)
     if sig.size:
@@ -339,14 +351,7 @@ def check_headers(
         last = text.shape[1] - 1 - np.argmax(text[:, ::-1] != 0, axis=1)
         idx = np.maximum(last[:, None] - tail.size + 1 + np.arange(tail.size), 0)
         good &= np.all(np.take_along_axis(text, idx, axis=1) == tail, axis=1)
-    if good.all():
-        return
-    bad = int(np.argmin(good))
-    at = segment.base + (frame + bad) * (segment.prefix + geometry.frame_bytes)
-    message = _header_difference(heads[bad], geometry, segment.prefix)
-    if not in_file:
-        message = message.split("; the frames before it", 1)[0]
-    raise MIBFormatError(f"{where(name, frame + bad, at)}: {message}")
+    return None if good.all() else int(np.argmin(good))
 
 
 def _header_difference(head: np.ndarray, geometry: Geometry, prefix: int) -> str:
