@@ -566,10 +566,19 @@ def record(
 
 
 def _start(host: str, control_port: int, timeout: float, frames: int | None) -> None:
+    """Set the frame count and start; while the detector is still busy (finishing the
+    previous acquisition) ask again every 50 ms, for up to ``timeout`` seconds."""
     with MerlinControl(host, control_port, timeout) as control:
-        if frames:
-            control.set("NUMFRAMESTOACQUIRE", frames)
-        control.cmd("STARTACQUISITION")
+        for attempt in range(max(1, int(timeout / 0.05))):
+            try:
+                if frames:
+                    control.set("NUMFRAMESTOACQUIRE", frames)
+                control.cmd("STARTACQUISITION")
+                return
+            except MerlinCommandError as err:
+                if err.code != 1 or attempt == max(1, int(timeout / 0.05)) - 1:
+                    raise
+                time.sleep(0.05)
 
 
 def _progress_bar(show: bool | None, total: int | None, what: str):
