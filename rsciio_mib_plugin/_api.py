@@ -11,9 +11,10 @@ from . import _docstrings as doc
 from .errors import MIBFormatError, MIBWarning
 from .header import header_exposure_ms, header_timestamp, parse_evidence
 from .properties import MIBProperties
-from .read import lazy_array, memmap_frames, read_headers, read_planned, read_transformed
+from .read import fetch_all, lazy_array, memmap_frames, read_headers, read_planned, read_transformed
 from .scan import Evidence, ScanPlan, plan_scan
 from .signal import axes, metadata, original_metadata
+from .source import is_reference
 from .transform import check_transform
 
 #: Frames whose headers are examined for the scan shape (timestamps,
@@ -118,13 +119,16 @@ def _load(
     bin_signal=1,
     bin_navigation=1,
     sync_offset=0,
+    storage_options=None,
 ):
     """Read every dataset of a file: ``([data, ...], prop, [plan, ...], [transform, ...])``.
 
     ``flip`` reverses the rows while reading (eager and lazy reads only).
     Frames are selected and offset, then shaped, then gapped and binned.
     """
-    prop = mib_prop if mib_prop is not None else MIBProperties.from_path(path, series=series)
+    prop = mib_prop
+    if prop is None:
+        prop = MIBProperties.from_path(path, series=series, storage_options=storage_options)
     if not isinstance(prop, MIBProperties) or prop.header is None:
         raise TypeError("`mib_prop` must be a parsed MIBProperties (MIBProperties.from_path(path))")
     if lazy and prop.buffer:
@@ -149,6 +153,8 @@ def _load(
                     "a memory map shows the file as it is: quad_gap, bin_signal, bin_navigation and a negative "
                     "sync_offset need return_mmap=False"
                 )
+            if source.remote:  # no memory map of a URL or file object: its bytes, fetched once
+                source = fetch_all(source)
             frames = memmap_frames(source, geometry, prop.number_of_frames_in_file, plan, mode)
             out.append((frames["data"], frames["header"]) if return_headers else frames["data"])
         elif lazy:
@@ -183,6 +189,7 @@ def load_mib_data(
     bin_signal: int = 1,
     bin_navigation: int = 1,
     sync_offset: int = 0,
+    storage_options: dict | None = None,
 ):
     """Load the frames of a Merlin ``.mib`` file or buffer as an array.
 
@@ -214,6 +221,7 @@ def load_mib_data(
     {COUNTERS}
     {SHOW_PROGRESSBAR}
     {GEOMETRY}
+    {STORAGE_OPTIONS}
 
     Returns
     -------
@@ -248,6 +256,7 @@ def load_mib_data(
         bin_signal=bin_signal,
         bin_navigation=bin_navigation,
         sync_offset=sync_offset,
+        storage_options=storage_options,
     )
     return data[0] if len(data) == 1 else data
 
@@ -271,6 +280,7 @@ def file_reader(
     bin_signal: int = 1,
     bin_navigation: int = 1,
     sync_offset: int = 0,
+    storage_options: dict | None = None,
     **kwargs,
 ) -> list[dict]:
     """Read a Quantum Detectors Merlin ``.mib`` file for HyperSpy.
@@ -294,6 +304,9 @@ def file_reader(
     {COUNTERS}
     {SHOW_PROGRESSBAR}
     {GEOMETRY}
+    {STORAGE_OPTIONS}
+        A reference file written by ``rsciio-mib reference`` (``.json``) is
+        read too: the same signal, its pixels fetched through the references.
     **kwargs
         ``mib_prop`` is passed on to :func:`load_mib_data`; any other
         keyword is an error.
@@ -314,6 +327,10 @@ def file_reader(
     if unknown:
         raise TypeError(f"file_reader() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
     _warn_distributed(distributed, "file_reader")
+    if is_reference(filename):
+        from .reference import read_reference
+
+        return read_reference(filename, lazy=lazy, flip_y=flip_y, storage_options=storage_options)
     datasets, prop, plans, transforms = _load(
         filename,
         lazy=lazy,
@@ -332,6 +349,7 @@ def file_reader(
         bin_signal=bin_signal,
         bin_navigation=bin_navigation,
         sync_offset=sync_offset,
+        storage_options=storage_options,
     )
     return [
         signal_dict(data, prop, plan, transform, flip_y) for data, plan, transform in zip(datasets, plans, transforms)

@@ -1,12 +1,21 @@
 """Parameter documentation shared by the public functions (written once)."""
 
-PATH = """path : str, pathlib.Path, bytes, bytearray or memoryview
-        The ``.mib`` file, or a buffer holding its bytes (single chip or
-        quad). Buffers cannot be loaded lazily."""
+PATH = """path : str, pathlib.Path, URL, file object, bytes, bytearray or memoryview
+        The ``.mib`` file: a local path, an fsspec URL (``s3://``,
+        ``https://``, ``memory://`` ...; the ``.hdr`` with the same stem is
+        fetched beside it), an open binary file object, or a buffer holding
+        its bytes. Buffers cannot be loaded lazily."""
 
-FILENAME = """filename : str or pathlib.Path
+FILENAME = """filename : str, pathlib.Path, URL or file object
         The ``.mib`` file. A ``.hdr`` with the same stem (``.hdr`` or
-        ``.HDR``) next to it is read when present."""
+        ``.HDR``) next to it is read when present; beside a URL, the
+        ``.hdr`` of the same name is fetched."""
+
+STORAGE_OPTIONS = """storage_options : dict, optional
+        For a URL: passed to fsspec (credentials, ``endpoint_url`` in
+        ``client_kwargs``, ...). Needs the ``remote`` extra
+        (``pip install 'rsciio-mib-plugin[remote]'``) for ``s3://`` and
+        ``http(s)://``."""
 
 LAZY = """lazy : bool, default=False
         Return a dask array whose chunks read the file on demand."""

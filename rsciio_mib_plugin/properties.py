@@ -9,10 +9,10 @@ import warnings
 
 from . import stream
 from .errors import MIBFormatError, MIBWarning, where
-from .hdr import COUNTER_DEPTH, check_numbers, find_hdr_of_any, hdr_int, parse_hdr_text, read_hdr
+from .hdr import COUNTER_DEPTH, MAX_HDR_BYTES, check_numbers, find_hdr_of_any, hdr_int, parse_hdr_text, read_hdr
 from .header import PROBE_BYTES, FrameHeader, header_length, parse_header
 from .layout import Geometry, count_frames, frame_geometry
-from .source import Segment, Source, check_path, open_source
+from .source import Remote, Segment, Source, check_path, is_url, open_source
 
 _DYNAMIC_RANGE = {"U01": "1-bit", "U08": "1 or 6-bit", "U16": "12-bit", "U32": "24-bit", "U64": "64-bit"}
 
@@ -62,23 +62,26 @@ class MIBProperties:
         self.series_gaps: list[dict] = []
 
     @classmethod
-    def from_path(cls, path, series: bool = False) -> MIBProperties:
-        """Parse a file, buffer or series (see :meth:`parse_file`)."""
+    def from_path(cls, path, series: bool = False, storage_options: dict | None = None) -> MIBProperties:
+        """Parse a file, URL, file object, buffer or series (see :meth:`parse_file`)."""
         prop = cls()
-        prop.parse_file(path, series=series)
+        prop.parse_file(path, series=series, storage_options=storage_options)
         return prop
 
-    def parse_file(self, path, series: bool = False) -> None:
+    def parse_file(self, path, series: bool = False, storage_options: dict | None = None) -> None:
         """Read the first frame header, the ``.hdr`` and the file size(s).
 
         Parameters
         ----------
-        path : str, pathlib.Path, bytes-like, or a list of paths
-            The ``.mib`` file, a buffer with its bytes, or the files of a
-            multi-file acquisition.
+        path : str, pathlib.Path, URL, file object, bytes-like, or a list of paths
+            The ``.mib`` file (a local path, an fsspec URL such as
+            ``s3://bucket/scan.mib``, or an open binary file), a buffer with
+            its bytes, or the files of a multi-file acquisition.
         series : bool
             Also gather the numbered siblings ``<prefix><digits>.mib`` of
-            ``path`` and read them as one acquisition.
+            ``path`` and read them as one acquisition (local folders only).
+        storage_options : dict, optional
+            Passed to fsspec for a URL (credentials, endpoint, ...).
 
         Raises
         ------
@@ -86,9 +89,13 @@ class MIBProperties:
             When the first header is malformed, a file holds no complete
             frame, or a later frame header disagrees with the first.
         """
+        if is_url(path) or hasattr(path, "seek") or storage_options:
+            self._parse_remote(path, series, storage_options)
+            return
         if not isinstance(path, (str, os.PathLike, bytes, bytearray, memoryview, list, tuple)):
             raise TypeError(
-                f"`path` must be a str, pathlib.Path, bytes-like buffer or list of paths, not {type(path).__name__}"
+                "`path` must be a str, pathlib.Path, URL, open binary file, bytes-like buffer or list of paths, "
+                f"not {type(path).__name__}"
             )
         if isinstance(path, (list, tuple)):
             if not path:
@@ -108,6 +115,32 @@ class MIBProperties:
                 candidates += [prefix + ".mib", prefix.rstrip("_-") + ".mib", *sorted(map(os.fspath, paths))]
             self.hdr_path = find_hdr_of_any(candidates)
             hdr = read_hdr(self.hdr_path) if self.hdr_path else None
+        self._parse_files(paths, hdr)
+
+    def _parse_remote(self, path, series: bool, storage_options: dict | None) -> None:
+        """A URL or file object: the ``.hdr`` beside a URL is fetched once (no folder listing);
+        beside a file object opened from a local path, it is looked up as for that path."""
+        if series:
+            raise ValueError("`series` gathers numbered files from a local folder; list the URLs instead")
+        source = open_source(path, storage_options)
+        hdr = None
+        if isinstance(source.path, Remote):
+            hdr_url = source.path.sibling(".hdr")
+            try:
+                text = hdr_url.fetch(0, MAX_HDR_BYTES + 1)
+            except FileNotFoundError:
+                text = None
+            if text is not None:
+                hdr = parse_hdr_text(text[:MAX_HDR_BYTES].decode("latin-1")) or None
+                if hdr:
+                    check_numbers(hdr, hdr_url.url)
+                    self.hdr_path = hdr_url.url
+        elif os.path.isfile(source.name):  # a file object opened from a local path: its .hdr beside it
+            self.hdr_path = find_hdr_of_any([source.name])
+            hdr = read_hdr(self.hdr_path) if self.hdr_path else None
+        self._parse_files([source.path], hdr)
+
+    def _parse_files(self, paths: list, hdr: dict | None) -> None:
         depth = hdr_int(hdr, COUNTER_DEPTH)
         files = sorted((_scan_file(p, depth) for p in paths), key=lambda f: f[1].sequence)
         source, header, geometry, n_frames, rest, in_band = files[0]
@@ -157,7 +190,9 @@ class MIBProperties:
         self.source, self.header, self.geometry, self.hdr = source, header, geometry, hdr
         self.segments = tuple(segments)
         self.series_gaps = gaps
-        self.path = source.path if len(files) == 1 else [f[0].path for f in files]
+        self.path = str(source.path) if source.remote else source.path
+        if len(files) > 1:
+            self.path = [f[0].path for f in files]
         self.buffer = source.buffer is not None
         self.file_size = sum(f[0].size for f in files)
         self.trailing_bytes = sum(f[4] for f in files)
@@ -223,7 +258,9 @@ def _scan_file(path, hdr_depth: int | None):
             f"bytes but the frame header describes {geometry.frame_bytes}"
         )
     n_frames, rest = count_frames(source.size - source.base + source.prefix, geometry, source.name, source.prefix)
-    if n_frames > 1:
+    # Remote: opening costs three requests (size, first 64 KiB, .hdr); every frame
+    # header is checked as its block is read anyway.
+    if n_frames > 1 and not source.remote:
         last = read_header_at(source, source.base + (n_frames - 1) * stride, n_frames - 1)
         _check_same(header, last, source, n_frames - 1, geometry)
         lost = last.sequence - header.sequence - (n_frames - 1)

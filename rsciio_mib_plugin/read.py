@@ -11,6 +11,7 @@ number in the acquisition; each file is a :class:`Segment`.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 import mmap
 import os
@@ -25,7 +26,7 @@ from .decode import decode_frames
 from .errors import MIBFormatError, MIBWarning, where
 from .layout import Geometry
 from .scan import ScanPlan
-from .source import Segment, Source, open_fd, read_exact, segment_source
+from .source import Segment, Source, open_reader, segment_source
 from .stream import frame_prefix
 from .transform import Transform, grouped_frames
 
@@ -86,6 +87,24 @@ def memmap_frames(source: Source, geometry: Geometry, n_frames: int, plan: ScanP
     else:
         view = frames[first : first + (math.prod(shape) - 1) * plan.step + 1 : plan.step].reshape(shape)
     return view if plan.shape else view[0]
+
+
+#: Byte ranges in flight at once when reading a URL or file object eagerly.
+REMOTE_REQUESTS = 8
+
+
+def fetch_all(source: Source) -> Source:
+    """The bytes of a URL or file object in memory (``REMOTE_REQUESTS`` ranges at once), as a buffer source."""
+    reader = source.path
+    buffer = bytearray(source.size)
+    view = memoryview(buffer)
+    starts = range(0, source.size, BLOCK_BYTES)
+    _parallel(
+        lambda start: reader.read_into(start, view[start : start + BLOCK_BYTES], source.name),
+        starts,
+        REMOTE_REQUESTS,
+    )
+    return dataclasses.replace(source, path=None, buffer=view)
 
 
 #: Eager loads larger than this show a progress bar (when asked to).
@@ -238,21 +257,23 @@ def read_frames(
                 gap,
             )
         return
-    fds = {}
+    readers = {}
     try:
         for seg in sorted({p[0] for p in pieces}):
-            fds[seg] = open_fd(segments[seg].path)
+            readers[seg] = open_reader(segments[seg].path)
 
         def work(piece):
             seg, local, index, n = piece
-            read_into(fds[seg], geometry, local, out[index : index + n], segments[seg], flip, gap)
+            read_into(readers[seg], geometry, local, out[index : index + n], segments[seg], flip, gap)
             if progress is not None:
                 progress(n)
 
+        if any(r.remote for r in readers.values()):
+            threads = max(threads, REMOTE_REQUESTS)  # ranges in flight at once hide the latency
         _parallel(work, pieces, threads)
     finally:
-        for fd in fds.values():
-            os.close(fd)
+        for reader in readers.values():
+            reader.close()
 
 
 def _frames_per_block(geometry: Geometry) -> int:
@@ -274,7 +295,7 @@ def _bounce(nbytes: int) -> np.ndarray:
 
 
 def read_into(
-    fd: int, geometry: Geometry, frame: int, out: np.ndarray, segment: Segment, flip: bool = False, gap=None
+    reader, geometry: Geometry, frame: int, out: np.ndarray, segment: Segment, flip: bool = False, gap=None
 ) -> None:
     """Read ``len(out)`` consecutive frames starting at file frame ``frame`` into ``out``.
 
@@ -295,8 +316,8 @@ def read_into(
     stride = lead + geometry.payload_bytes
     offset = segment.base - segment.prefix + frame * stride
     frames = _bounce(out.shape[0] * stride).reshape(out.shape[0], stride)
-    read_exact(fd, offset, frames, segment.path, frame)
-    check_headers(frames[:, :lead], geometry, segment.path, frame, segment)
+    reader.read_into(offset, frames, str(segment.path), frame)
+    check_headers(frames[:, :lead], geometry, str(segment.path), frame, segment)
     decode_frames(frames[:, lead:], geometry, out[:, ::-1] if flip else out, gap)
 
 
@@ -594,13 +615,13 @@ def _read_rows(segments: tuple[Segment, ...], geometry: Geometry, frames: np.nda
     row_bytes = geometry.stored_shape[1] * geometry.file_dtype.itemsize
     firsts = [s.first for s in segments]
     buffer = _bounce(out.shape[1] * row_bytes)
-    fds = {}
+    readers = {}
     try:
         for i, frame in enumerate(frames.tolist()):
             seg = bisect.bisect_right(firsts, frame) - 1
             segment = segments[seg]
-            if seg not in fds:
-                fds[seg] = open_fd(segment.path)
+            if seg not in readers:
+                readers[seg] = open_reader(segment.path)
             local = frame - segment.first
             offset = (
                 segment.base
@@ -608,8 +629,8 @@ def _read_rows(segments: tuple[Segment, ...], geometry: Geometry, frames: np.nda
                 + geometry.header_bytes
                 + rows.start * row_bytes
             )
-            read_exact(fds[seg], offset, buffer, segment.path, local)
+            readers[seg].read_into(offset, buffer, str(segment.path), local)
             out[i] = buffer.view(geometry.file_dtype).reshape(out.shape[1:])
     finally:
-        for fd in fds.values():
-            os.close(fd)
+        for reader in readers.values():
+            reader.close()

@@ -285,17 +285,17 @@ def _frames_of(raw: bytes, n: int) -> list[bytes]:
 
 
 def test_chunks_read_only_their_rows(scan, monkeypatch):
-    import rsciio_mib_plugin.read as read
+    import rsciio_mib_plugin.source as source
 
     path, data = scan
     reads = []
-    original = read.read_exact
+    original = source.read_exact
 
     def recording(fd, offset, buffer, name, frame=None):
         reads.append(memoryview(buffer).nbytes)
         return original(fd, offset, buffer, name, frame)
 
-    monkeypatch.setattr(read, "read_exact", recording)
+    monkeypatch.setattr(source, "read_exact", recording)  # every local read goes through it
     lazy = load_mib_data(path, lazy=True, return_mmap=False, navigation_shape=(4, 3), chunks=(1, 2, 8, 256))
     np.testing.assert_array_equal(lazy.compute(scheduler="sync"), data)
     assert max(reads) == 8 * 256 * 2  # 8 rows of one frame, never the whole frame
