@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "file_reader": "._api",
+    "load": "._api",
     "load_mib_data": "._api",
     "parse_exposures": "._api",
     "parse_timestamps": "._api",

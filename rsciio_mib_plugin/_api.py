@@ -428,3 +428,48 @@ def parse_timestamps(headers, max_index: int = 10000) -> list[str]:
 
 
 __all__ = ["file_reader", "load_mib_data", "parse_exposures", "parse_timestamps", "MIBProperties", "MIBFormatError"]
+
+
+def load(path, **kwargs):
+    """HyperSpy signal(s) from a ``.mib`` path, URL, file object or reference file.
+
+    For what ``hs.load`` cannot take (URLs, file objects): the same signal
+    classes, metadata and ``lazy=`` as ``hs.load("scan.mib")``.
+
+    Parameters
+    ----------
+    path : str, pathlib.Path, URL, file object
+        The ``.mib`` (or a reference ``.json`` from ``rsciio-mib reference``).
+    **kwargs
+        Keywords of :func:`file_reader` (``lazy``, ``navigation_shape``,
+        ``storage_options``, ...).
+
+    Returns
+    -------
+    hyperspy.signal.BaseSignal or list of them
+        One signal, or one per counter when the frames are split.
+    """
+    import hyperspy
+    from hyperspy.io import dict2signal
+
+    lazy = kwargs.get("lazy", False)
+    signals = []
+    for d in file_reader(path, **kwargs):
+        signal = dict2signal(d, lazy=lazy)
+        signal.metadata.set_item(
+            "General.FileIO.0",
+            {
+                "operation": "load",
+                "hyperspy_version": hyperspy.__version__,
+                "io_plugin": "rsciio_mib_plugin",
+                "timestamp": _now(),
+            },
+        )
+        signals.append(signal)
+    return signals[0] if len(signals) == 1 else signals
+
+
+def _now() -> str:
+    from datetime import datetime
+
+    return datetime.now().astimezone().isoformat()

@@ -138,6 +138,21 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     convert.set_defaults(run=_convert)
 
+    reference = sub.add_parser(
+        "reference",
+        parents=[common],
+        help="a reference file (fsspec reference://, zarr) that reads the pixels in place, without conversion",
+    )
+    reference.add_argument("file", help="a processed .mib file or URL (s3://, https:// ...)")
+    reference.add_argument("-o", "--output", required=True, help="the .json to write")
+    reference.add_argument("--storage-options", type=json.loads, help="fsspec options for a URL, as JSON")
+    reference.add_argument("--navigation-shape", type=_shape, help="scan shape X,Y when the file does not say it")
+    reference.add_argument("--first-frame", type=int, help="first frame (Python slicing)")
+    reference.add_argument("--last-frame", type=int, help="frame to stop before (Python slicing)")
+    reference.add_argument("--sync-offset", type=int, default=0, help="skip (>0) or prepend blank (<0) frames")
+    reference.add_argument("--overwrite", action="store_true", help="replace an existing reference file")
+    reference.set_defaults(run=_reference)
+
     record = sub.add_parser(
         "record", parents=[common], help="record one acquisition from a Merlin data port into .mib and .hdr"
     )
@@ -416,6 +431,29 @@ def _convert(args) -> int:
             ),
             flush=True,
         )
+    return 0
+
+
+# --- reference -------------------------------------------------------------------
+
+
+def _reference(args) -> int:
+    from .reference import write_references
+    from .source import is_url
+
+    if not is_url(args.file):
+        _inputs([args.file])
+    r = write_references(
+        args.file,
+        args.output,
+        overwrite=args.overwrite,
+        storage_options=args.storage_options,
+        navigation_shape=args.navigation_shape,
+        first_frame=args.first_frame,
+        last_frame=args.last_frame,
+        sync_offset=args.sync_offset,
+    )
+    print(clean(f"{args.file} -> {r['output']}: {', '.join(r['arrays'])}, {r['chunks']} frames referenced"))
     return 0
 
 
