@@ -48,6 +48,7 @@ client.close()
 CLIENT = """
 import os, socket, sys, time
 import numpy as np
+from rsciio_mib_plugin.live import record, stream  # imported before the clock starts, as bare's numpy
 case, port, control, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 began = time.perf_counter()
 if case == "write":  # the file system's ceiling: the same number of bytes from memory to a new file
@@ -64,11 +65,9 @@ elif case == "bare":
     while n := s.recv_into(buffer):
         total += n
 elif case == "record":
-    from rsciio_mib_plugin.live import record
     r = record(out, data_port=port, control_port=control, start=True, show_progressbar=False)
     total = r["bytes"]
 else:
-    from rsciio_mib_plugin.live import stream
     total = 0
     for first, frames in stream(data_port=port, control_port=control, start=True):
         total += frames.nbytes

@@ -22,6 +22,7 @@ import os
 import select
 import socket
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -303,9 +304,11 @@ class _Acquisition:
 
         Each frame's prefix and header are received into Python and checked
         (prefix and ``MQ1,`` at once, the whole header with its block); the
-        pixels go socket -> pipe -> file inside the kernel, one copy fewer
-        than ``recv_into`` + ``write``. If the stream ends inside a frame, the
-        file is cut back to the complete frames.
+        header and then the pixels go into a pipe (the pixels socket -> pipe
+        inside the kernel, without a copy), and a second thread splices the
+        pipe into the file, so receiving and writing overlap. If the stream
+        ends inside a frame or a header is bad, the file is cut back to the
+        complete frames before it.
         """
         geometry, msg = self.geometry, self.message_bytes
         lead = PREFIX + geometry.header_bytes
@@ -316,7 +319,8 @@ class _Acquisition:
         read, write = os.pipe()
         with contextlib.suppress(OSError, AttributeError):
             fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, 1 << 20)
-        written, block_start, pending, ended = 0, 0, 0, None
+        drain = _Drain(read, fd)
+        written, block_start, pending, ended, self._keep = 0, 0, 0, None, None
         try:
             while self.expected is None or self.sequence.seen < self.expected:
                 row = written - block_start
@@ -326,10 +330,10 @@ class _Acquisition:
                     break
                 head = heads[row].tobytes()
                 if head[:PREFIX] != expected_prefix or head[PREFIX : PREFIX + 4] != b"MQ1,":
-                    self._check_block(heads[: row + 1], block_start, fd)
+                    self._check_block(heads[: row + 1], block_start)
                 self.sequence.index(head[PREFIX : PREFIX + 24], self.name, written, self._at(0))
-                os.write(fd, head[PREFIX:])
-                moved, ended = self._splice(read, write, fd, geometry.payload_bytes)
+                _write_all(write, memoryview(head)[PREFIX:])
+                moved, ended = self._splice(write, geometry.payload_bytes)
                 if ended:
                     self.filled = lead + moved
                     break
@@ -337,18 +341,22 @@ class _Acquisition:
                 pending += 1
                 self.received, self.bytes = written, self.bytes + msg
                 if written - block_start == per_block:
-                    self._check_block(heads, block_start, fd)
+                    self._check_block(heads, block_start)
                     block_start = written
                     if progress is not None:
                         progress(pending)
                         pending = 0
             if written > block_start:
-                self._check_block(heads[: written - block_start], block_start, fd)
+                self._check_block(heads[: written - block_start], block_start)
+        except BrokenPipeError:
+            pass  # the drain stopped on an error of its own: raised below
         finally:
-            os.close(read)
             os.close(write)
-            if ended:
-                os.ftruncate(fd, written * geometry.frame_bytes)
+            drain.join()
+            keep = written if self._keep is None and ended else self._keep
+            if keep is not None:
+                os.ftruncate(fd, keep * geometry.frame_bytes)
+        drain.check()
         if progress is not None and pending:
             progress(pending)
         if ended:
@@ -367,29 +375,26 @@ class _Acquisition:
             got += n
         return got
 
-    def _splice(self, read: int, write: int, fd: int, count: int) -> tuple[int, str | None]:
-        """Move ``count`` bytes from the socket to ``fd`` through the pipe; ``(moved, why it ended early)``."""
+    def _splice(self, pipe: int, count: int) -> tuple[int, str | None]:
+        """Move ``count`` bytes from the socket into the pipe; ``(moved, why it ended early)``."""
         moved, sock = 0, self.sock.fileno()
         while moved < count:
             try:
-                n = os.splice(sock, write, count - moved)
+                n = os.splice(sock, pipe, count - moved)
             except BlockingIOError:  # the socket has a timeout, so it is non-blocking underneath
                 if not select.select([self.sock], [], [], self.timeout)[0]:
                     return moved, "timeout"
                 continue
             if not n:
                 return moved, "closed"
-            left = n
-            while left:
-                left -= os.splice(read, fd, left)
             moved += n
         return moved, None
 
-    def _check_block(self, heads: np.ndarray, first: int, fd: int) -> None:
-        """Check the headers of frames ``first...``; at a bad one, cut the file back to the frames before it."""
+    def _check_block(self, heads: np.ndarray, first: int) -> None:
+        """Check the headers of frames ``first...``; a bad one raises (the caller keeps the frames before it)."""
         bad = first_bad_header(heads, self.geometry, PREFIX)
         if bad is not None:
-            os.ftruncate(fd, (first + bad) * self.geometry.frame_bytes)
+            self._keep = first + bad
             self._raise_bad_header(heads[bad], first + bad)
 
     def _at(self, i: int) -> int:
@@ -423,6 +428,34 @@ class _Acquisition:
                 MIBWarning,
                 stacklevel=4,
             )
+
+
+class _Drain(threading.Thread):
+    """Splices a pipe into a file until the pipe's write end is closed (the writing half of ``splice_to``)."""
+
+    def __init__(self, pipe: int, fd: int):
+        super().__init__(daemon=True)
+        self.pipe, self.fd, self.error = pipe, fd, None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            while os.splice(self.pipe, self.fd, 1 << 20):
+                pass
+        except OSError as err:  # disk full, ...: the receiving side stops on EPIPE and raises this
+            self.error = err
+        finally:
+            os.close(self.pipe)
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+def _write_all(fd: int, data) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _ranges(numbers: list[int], limit: int = 10) -> str:
