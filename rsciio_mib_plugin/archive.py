@@ -38,8 +38,12 @@ from .transform import grouped_frames
 FORMATS = ("zspy", "hspy")
 COMPRESSIONS = ("lz4", "zstd", "gzip", "none")
 DEFAULT_LEVEL = {"lz4": 5, "zstd": 3, "gzip": 4, "none": 0}
-#: Uncompressed bytes of one chunk: reading one pattern back decompresses at most this.
+#: Compressed bytes of one chunk: reading one pattern back decompresses about this much.
 CHUNK_BYTES = 1 << 20
+#: ... and at most this many bytes uncompressed (LZ4 undoes 16 MiB in a few ms).
+MAX_CHUNK_BYTES = 16 << 20
+#: Frames compressed before the archive is made, to measure the compression ratio.
+SAMPLE_BYTES = 8 << 20
 #: Output bytes one worker reads, summarises, compresses and writes at a time.
 BLOCK_BYTES = 32 << 20
 
@@ -201,12 +205,19 @@ class Codec:
         return dict(hdf5plugin.Blosc(cname=self.compression, clevel=self.level, shuffle=shuffle))
 
 
-def archive_chunks(nav: tuple[int, ...], frame: tuple[int, int], dtype) -> tuple[int, ...]:
-    """Whole frames, as many along the fastest scan axis as fit in :data:`CHUNK_BYTES`."""
+def archive_chunks(nav: tuple[int, ...], frame: tuple[int, int], dtype, ratio: float = 1.0) -> tuple[int, ...]:
+    """Whole frames, as many along the fastest scan axis as compress to :data:`CHUNK_BYTES`
+    at ``ratio`` (at most :data:`MAX_CHUNK_BYTES` uncompressed).
+
+    Fewer, larger chunks are fewer files: creating a chunk file cost about
+    0.7 ms here, more than compressing it.
+    """
     frame_bytes = math.prod(frame) * np.dtype(dtype).itemsize
     if not nav:
         return tuple(frame)
-    fast = max(1, min(nav[-1], CHUNK_BYTES // frame_bytes))
+    budget = min(MAX_CHUNK_BYTES, CHUNK_BYTES * max(1.0, ratio))
+    most = max(1, min(nav[-1], int(budget // frame_bytes)))
+    fast = -(-nav[-1] // -(-nav[-1] // most))  # as even as can be: no chunk mostly padding
     return (1,) * (len(nav) - 1) + (fast,) + tuple(frame)
 
 
@@ -222,19 +233,38 @@ class Summaries:
     disc_frames: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, index, block: np.ndarray, disc_pixels: np.ndarray) -> None:
+    def add(self, index, block: np.ndarray, aperture: tuple[slice, slice, np.ndarray]) -> None:
+        """Add a block of frames; ``aperture`` is the disc's bounding box and its mask there."""
         flat = block.reshape(block.shape[0], -1)
         pattern_max = block.max(axis=0)
-        # uint32 sums when they cannot overflow within a block (integer adds are the fast ones)
-        wide = np.uint32 if int(pattern_max.max()) * max(flat.shape) < 2**32 else np.uint64
-        totals = flat.sum(axis=1, dtype=wide)
-        vbf = flat[:, disc_pixels].sum(axis=1, dtype=wide)
-        pattern_sum = flat.sum(axis=0, dtype=wide).reshape(block.shape[1:])
+        top = max(1, int(pattern_max.max()))
+        wide = np.uint32 if top * max(flat.shape) < 2**32 else np.uint64
+        # Integer sums in the frames' own type are the fast ones: add as many values as cannot
+        # overflow it (4095-count frames: 16 at a time in uint16), then the partial sums wide.
+        group = np.iinfo(block.dtype).max // top if block.dtype.kind == "u" else 1
+        totals = _grouped_sum(flat, 1, group, wide)
+        pattern_sum = _grouped_sum(flat, 0, group, wide).reshape(block.shape[1:])
+        rows, cols, mask = aperture
+        vbf = np.einsum("nij,ij->n", block[:, rows, cols], mask.astype(block.dtype), dtype=wide)
         with self.lock:
             self.totals.reshape(-1)[index] = totals
             self.vbf.reshape(-1)[index] = vbf
             self.sum_pattern += pattern_sum
             np.maximum(self.max_pattern, pattern_max, out=self.max_pattern)
+
+
+def _grouped_sum(a: np.ndarray, axis: int, group: int, wide) -> np.ndarray:
+    """Sum the 2-D ``a`` along ``axis``: runs of ``group`` values in ``a``'s own type, then in ``wide``."""
+    length = a.shape[axis]
+    group = min(group, length)
+    if group <= 1:
+        return a.sum(axis=axis, dtype=wide)
+    whole = length - length % group
+    if axis == 0:
+        parts = a[:whole].reshape(whole // group, group, -1).sum(axis=1, dtype=a.dtype).sum(axis=0, dtype=wide)
+        return parts + a[whole:].sum(axis=0, dtype=wide)
+    parts = a[:, :whole].reshape(a.shape[0], whole // group, group).sum(axis=2, dtype=a.dtype).sum(axis=1, dtype=wide)
+    return parts + a[:, whole:].sum(axis=1, dtype=wide)
 
 
 class Job:
@@ -246,10 +276,11 @@ class Job:
         data = signal["data"]
         self.shape, self.dtype = tuple(data.shape), np.dtype(data.dtype)
         self.nav, self.frame = self.shape[:-2], self.shape[-2:]
-        self.chunks = tuple(chunks) if chunks is not None else archive_chunks(self.nav, self.frame, self.dtype)
-        if len(self.chunks) != len(self.shape) or min(self.chunks) < 1:
-            raise ValueError(f"`chunks`={chunks!r} do not fit an array of shape {self.shape}")
-        self.chunks = tuple(min(c, n) for c, n in zip(self.chunks, self.shape))
+        self.chunks = tuple(chunks) if chunks is not None else None  # None: sized by the sampled ratio in run()
+        if chunks is not None:
+            if len(self.chunks) != len(self.shape) or min(self.chunks) < 1:
+                raise ValueError(f"`chunks`={chunks!r} do not fit an array of shape {self.shape}")
+            self.chunks = tuple(min(c, n) for c, n in zip(self.chunks, self.shape))
         title = signal["metadata"]["General"]["title"]
         self.group = "Experiments/" + (title.replace("/", "-") if title else "__unnamed__")
 
@@ -271,8 +302,25 @@ class Job:
         _read_groups(self.prop.source, self.prop.segments, self.prop.geometry, self.transform, groups, out, 1, True)
         return out
 
+    def sample_ratio(self) -> float:
+        """Compression ratio of the first frames (up to :data:`SAMPLE_BYTES`), compressed in 1 MiB pieces."""
+        codec = self.codec.numcodecs()
+        if codec is None or not self.nav:
+            return 1.0
+        frame_bytes = math.prod(self.frame) * self.dtype.itemsize
+        want = max(1, SAMPLE_BYTES // frame_bytes)
+        fast = min(self.nav[-1], want)
+        slow = min(math.prod(self.nav[:-1]), max(1, want // fast))
+        lead = tuple(slice(0, 1) for _ in self.nav[:-2]) + ((slice(0, slow),) if len(self.nav) > 1 else ())
+        sample = self.read_block(lead + (slice(0, fast),))
+        per_piece = max(1, CHUNK_BYTES // frame_bytes)
+        packed = sum(len(codec.encode(sample[i : i + per_piece])) for i in range(0, len(sample), per_piece))
+        return sample.nbytes / max(1, packed)
+
     def run(self, overwrite: bool, preview: bool, threads: int, progress) -> dict:
         started = time.perf_counter()
+        if self.chunks is None:
+            self.chunks = archive_chunks(self.nav, self.frame, self.dtype, self.sample_ratio())
         temp = self.target.with_name(f".{self.target.stem}.partial-{secrets.token_hex(4)}{self.target.suffix}")
         try:
             with self.dataset(temp) as write:
@@ -325,8 +373,8 @@ class Job:
             if first:  # the aperture is found in the mean of the first block (at least one scan line)
                 summaries.disc = aperture(block.mean(axis=0))
                 summaries.disc_frames = block.shape[0]
-                self.disc_pixels = np.flatnonzero(disc_mask(self.frame, summaries.disc))
-            summaries.add(index_of[nav_slices].reshape(-1), block, self.disc_pixels)
+                self.aperture = _bounding_box(disc_mask(self.frame, summaries.disc))
+            summaries.add(index_of[nav_slices].reshape(-1), block, self.aperture)
             write(nav_slices, block.reshape(tuple(s.stop - s.start for s in nav_slices) + self.frame))
             if progress is not None:
                 progress(
@@ -455,6 +503,15 @@ def read_headers_at(source, geometry, frames: np.ndarray) -> np.ndarray:
     for run in np.split(frames, breaks):
         out.append(read_headers(source, geometry, int(run[0]), run.size))
     return np.concatenate(out) if out else np.array([], dtype=f"S{geometry.header_bytes}")
+
+
+def _bounding_box(mask: np.ndarray) -> tuple[slice, slice, np.ndarray]:
+    """Rows and columns around the True pixels of ``mask``, and the mask there."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not rows.size:
+        return slice(0, 0), slice(0, 0), mask[:0, :0]
+    box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+    return box[0], box[1], mask[box]
 
 
 def _chunks_of(block: np.ndarray, nav_slices, chunks: tuple[int, ...], shape: tuple[int, ...]):

@@ -52,13 +52,27 @@ def test_round_trip_is_exact(files, tmp_path, fmt, compression, name):
     assert back.original_metadata.mib_plugin.flip_y is True
     lazy = hs.load(out, lazy=True)
     np.testing.assert_array_equal(lazy.inav[1, 0].data.compute(), expected[0, 1])
-    # plain zarr / h5py see the array and its chunks: whole frames, at most 1 MiB each
+    # plain zarr / h5py see the array and its chunks: whole frames, about 1 MiB compressed each
+    # (one pattern is read back by decompressing that), at most 16 MiB uncompressed
     stored = _plain_array(out, name)
     np.testing.assert_array_equal(stored[...], expected)
     chunk = stored.chunks
-    assert chunk[-2:] == expected.shape[-2:] and np.prod(chunk) * expected.dtype.itemsize <= 1 << 20
+    assert chunk[-2:] == expected.shape[-2:] and np.prod(chunk) * expected.dtype.itemsize <= 16 << 20
+    assert max(_chunk_sizes(out, name)) <= (1 << 20) * 1.25
     if compression != "none":
         assert report["ratio"] > 1
+
+
+def _chunk_sizes(path, name) -> list[int]:
+    """Stored (compressed) bytes of every chunk."""
+    if path.suffix == ".zspy":
+        folder = path / "Experiments" / name / "data"
+        return [f.stat().st_size for f in folder.iterdir() if not f.name.startswith(".")]
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        dset = f[f"Experiments/{name}/data"]
+        return [dset.id.get_chunk_info(i).size for i in range(dset.id.get_num_chunks())]
 
 
 def _plain_array(path, name):
@@ -224,3 +238,33 @@ def test_single_frames_and_captures(samples, tmp_path):
     back = hs.load(report["output"])
     np.testing.assert_array_equal(back.data, eager(capture))
     assert (np.diff(back.metadata.Summaries.frame_start_times_ns.ravel()) == 1_000_000).all()
+
+
+@pytest.mark.parametrize("fmt", ["zspy", "hspy"])
+def test_chunks_are_sized_by_the_compression_ratio(tmp_path, fmt):
+    """About 1 MiB compressed per chunk: many frames of sparse counts, few of noise (fewer files)."""
+    rng = np.random.default_rng(14)
+    sparse = (rng.random((4, 64, 256, 256)) < 0.002).astype(np.uint16) * 7
+    noise = rng.integers(0, 4096, (4, 64, 256, 256), dtype=np.uint16)
+    frames_per_chunk = {}
+    for name, data in (("sparse", sparse), ("noise", noise)):
+        path = write_mib(tmp_path / f"{name}.mib", data, hdr={"ScanX": 64, "ScanY": 4})
+        (report,) = convert(path, tmp_path / fmt, format=fmt)
+        frames_per_chunk[name] = report["chunks"][1]
+        assert max(_chunk_sizes(tmp_path / fmt / f"{name}.{fmt}", name)) <= (1 << 20) * 1.25
+        np.testing.assert_array_equal(_plain_array(tmp_path / fmt / f"{name}.{fmt}", name)[...], data[..., ::-1, :])
+    assert frames_per_chunk["sparse"] == 64  # the whole line: far under 1 MiB compressed
+    assert 8 <= frames_per_chunk["noise"] <= 12  # 12-bit noise in 16-bit words compresses about 1.3x
+
+
+@pytest.mark.parametrize("dtype, top", [(np.uint8, 63), (np.uint8, 255), (np.uint16, 4095), (np.uint16, 65535)])
+@pytest.mark.parametrize("shape", [(37, 1000), (128, 65536), (1, 5)])
+def test_grouped_sums_never_overflow(dtype, top, shape):
+    """Partial sums in the frames' own type stay under its maximum, whatever the counts."""
+    from rsciio_mib_plugin.archive import _grouped_sum
+
+    rng = np.random.default_rng(top)
+    a = rng.integers(top - 1, top + 1, shape, endpoint=False).astype(dtype)  # near the maximum: the hard case
+    group = np.iinfo(dtype).max // int(a.max())
+    for axis in (0, 1):
+        np.testing.assert_array_equal(_grouped_sum(a, axis, group, np.uint64), a.sum(axis=axis, dtype=np.uint64))
