@@ -95,9 +95,9 @@ def convert(
     shuffle : bool
         Bit-shuffle before Blosc compression (byte shuffle for gzip).
     chunks : tuple of int, optional
-        Chunks of the stored array. Default: whole frames, as many along the
-        fastest scan axis as fit in 1 MiB, so one pattern is read back by
-        decompressing at most 1 MiB.
+        Chunks of the stored array. Default: whole frames along the fastest
+        scan axis, as many as compress to about 1 MiB (:func:`archive_chunks`),
+        so one pattern is read back by decompressing about 1 MiB.
     overwrite : bool
         Replace existing archives; otherwise an existing one is an error,
         raised before anything is written.

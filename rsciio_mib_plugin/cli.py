@@ -124,7 +124,9 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--level", type=int, help="compression level (default: 5 lz4, 3 zstd, 4 gzip)")
     convert.add_argument("--no-shuffle", action="store_true", help="no bit-shuffle before compressing")
     convert.add_argument(
-        "--chunks", type=_shape, help="chunks of the stored array, comma separated (default: whole frames, 1 MiB)"
+        "--chunks",
+        type=_shape,
+        help="chunks of the stored array, comma separated (default: whole frames, ~1 MiB compressed)",
     )
     convert.add_argument("--navigation-shape", type=_shape, help="scan shape X,Y when the files do not say it")
     convert.add_argument("--first-frame", type=int, help="first frame to convert (Python slicing)")
