@@ -10,48 +10,31 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from servers import running
 
 from rsciio_mib_plugin import MerlinCommandError, MIBFormatError, MIBWarning, load_mib_data, write_mib
 from rsciio_mib_plugin.cli import main
 from rsciio_mib_plugin.live import MerlinControl, follow, record, stream
 from rsciio_mib_plugin.simulator import MerlinSimulator
 
-START_SECONDS = 60  # a cold start of the serve process on a busy machine
-
 
 @contextlib.contextmanager
 def serve(path, *options, folder: Path):
     """``rsciio-mib serve`` in its own process; yields ``(control_port, data_port, log_path)``."""
-    log = folder / f"serve-{time.monotonic_ns()}.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "rsciio_mib_plugin", "serve", str(path), "--data-port", "0", "--control-port", "0"]
-            + list(options),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while not (match := re.search(r"control port (\d+), data port (\d+)", log.read_text())):
-            assert proc.poll() is None, f"serve exited: {log.read_text()}"
-            assert time.monotonic() < deadline, f"serve did not start within {START_SECONDS} s"
-            time.sleep(0.05)
-        yield int(match[1]), int(match[2]), log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    argv = ["-m", "rsciio_mib_plugin", "serve", path, "--data-port", "0", "--control-port", "0", *options]
+
+    def ports(text):
+        match = re.search(r"control port (\d+), data port (\d+)", text)
+        return (int(match[1]), int(match[2])) if match else None
+
+    with running(argv, folder, ports) as ((control, data), log):
+        yield control, data, log
 
 
 def _frames(kind: str, n=(3, 4)):

@@ -8,46 +8,26 @@ ended by their own ids. Every wait is bounded.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import pickle
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from servers import running
 
 from rsciio_mib_plugin import MIBFormatError, MIBProperties, file_reader, load, load_mib_data, write_mib
 from rsciio_mib_plugin.cli import main
 
 SERVERS = Path(__file__).parent / "servers"
-START_SECONDS = 60
 
 
-@contextlib.contextmanager
 def run_server(args, folder: Path):
     """A server script in its own process; yields ``(port, log)`` (the log holds its request lines)."""
-    log = folder / f"server-{time.monotonic_ns()}.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, *map(str, args)], stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while not (lines := log.read_text().splitlines()) or not lines[0].isdigit():
-            assert proc.poll() is None, f"{args[0]} exited: {log.read_text()}"
-            assert time.monotonic() < deadline, f"{args[0]} did not start within {START_SECONDS} s"
-            time.sleep(0.05)
-        yield int(lines[0]), log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    return running(args, folder, lambda text: int(text.split("\n", 1)[0]) if "\n" in text else None)
 
 
 def requests(log: Path) -> list[str]:
