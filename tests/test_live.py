@@ -141,7 +141,7 @@ def test_serve_sweep_over_the_real_samples(samples, tmp_path):
 def test_control_protocol_every_status(tmp_path):
     data, _ = _frames("single", (2, 2))
     path = write_mib(tmp_path / "scan.mib", data, hdr={"Frames per Trigger": 2})
-    with serve(path, "--fps", "20", folder=tmp_path) as (control, data_port, _):
+    with serve(path, "--fps", "2", folder=tmp_path) as (control, data_port, _):
         with MerlinControl(port=control, timeout=10) as merlin:
             assert merlin.get("NUMFRAMESTOACQUIRE") == "4"  # from the .hdr
             assert merlin.get("NUMFRAMESPERTRIGGER") == "2"
@@ -158,7 +158,7 @@ def test_control_protocol_every_status(tmp_path):
                     request()
             with pytest.raises(MerlinCommandError, match="status 2"):
                 merlin.set("DETECTORSTATUS", 1)  # read only
-            # Busy: while an acquisition runs (4 frames at 20 fps), settings and a second start are refused.
+            # Busy: while an acquisition runs (4 frames at 2 fps), settings and a second start are refused.
             sock = socket.create_connection(("127.0.0.1", data_port), timeout=10)
             try:
                 merlin.cmd("STARTACQUISITION")
@@ -390,7 +390,7 @@ def test_follow_ends_and_fails_clearly(scan, tmp_path):
         with open(shrinking, "r+b") as f:
             f.truncate(3 * frame)
 
-    with pytest.raises(MIBFormatError, match="shrank"):
+    with pytest.raises(MIBFormatError, match="shrank|shortened while reading"):  # whichever it sees first
         thread = threading.Thread(target=shrink)
         thread.start()
         try:
