@@ -32,7 +32,7 @@ from ._api import _load, signal_dict
 from .header import parse_evidence
 from .preview import aperture, disc_mask, plot_preview
 from .read import _read_groups, read_headers
-from .source import check_path, segment_source
+from .source import check_path, is_url, segment_source
 from .transform import grouped_frames
 
 FORMATS = ("zspy", "hspy")
@@ -57,6 +57,7 @@ READ_OPTIONS = (
     "bin_navigation",
     "series",
     "counters",
+    "storage_options",
 )
 
 
@@ -79,9 +80,10 @@ def convert(
 
     Parameters
     ----------
-    inputs : str, pathlib.Path or a list of them
-        The ``.mib`` files (or captures). Every one is opened and checked
-        before anything is written.
+    inputs : str, pathlib.Path, URL or a list of them
+        The ``.mib`` files (or captures), local or fsspec URLs (with
+        ``storage_options``). Every one is opened and checked before anything
+        is written.
     output_dir : str or pathlib.Path
         Folder for the archives, ``<stem>.zspy`` / ``<stem>.hspy`` (one per
         counter, ``<stem>_counter<N>``, when the counters are split).
@@ -111,7 +113,7 @@ def convert(
     **read_options
         ``navigation_shape``, ``first_frame``, ``last_frame``,
         ``sync_offset``, ``quad_gap``, ``bin_signal``, ``bin_navigation``,
-        ``series``, ``counters``, as for :func:`file_reader`.
+        ``series``, ``counters``, ``storage_options``, as for :func:`file_reader`.
 
     Returns
     -------
@@ -131,7 +133,7 @@ def convert(
     output_dir = Path(output_dir)
     options = {k: v for k, v in read_options.items() if v is not None}
     jobs = []
-    for path in [check_path(p) for p in paths]:  # every input opens before anything is written
+    for path in [p if is_url(p) else check_path(p) for p in paths]:  # every input opens before anything is written
         datasets, prop, plans, transforms = _open(path, options)
         for data, plan, transform in zip(datasets, plans, transforms):
             counter = "" if plan.counter is None else f"_counter{plan.counter}"

@@ -83,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
         help="progress bars (default: only when stderr is a terminal)",
     )
     parser.set_defaults(debug=False, progress=None)
+    remote = argparse.ArgumentParser(add_help=False)
+    remote.add_argument(
+        "--storage-options", type=json.loads, help="fsspec options for URLs (s3://, https:// ...), as JSON"
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -95,16 +99,16 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_demo)
 
     info = sub.add_parser(
-        "info", parents=[common], help="what is in each file: layout, type, frames, scan shape and why"
+        "info", parents=[common, remote], help="what is in each file: layout, type, frames, scan shape and why"
     )
-    info.add_argument("files", nargs="+", help=".mib files or MPX captures")
+    info.add_argument("files", nargs="+", help=".mib files, MPX captures or URLs")
     info.add_argument("--json", action="store_true", help="one JSON object per file, in a list")
     info.add_argument("--series", action="store_true", help="read numbered sibling files as one acquisition")
     info.set_defaults(run=_info)
 
     view = sub.add_parser(
         "view",
-        parents=[common],
+        parents=[common, remote],
         help="PNG of the mean diffraction pattern (log scale) and a virtual bright-field image",
     )
     view.add_argument("file")
@@ -114,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
 
     convert = sub.add_parser(
         "convert",
-        parents=[common],
+        parents=[common, remote],
         help="compressed, frame-addressable zspy (zarr) or hspy (HDF5) archives with summaries, in one pass",
     )
     convert.add_argument("files", nargs="+")
@@ -142,12 +146,11 @@ def _parser() -> argparse.ArgumentParser:
 
     reference = sub.add_parser(
         "reference",
-        parents=[common],
+        parents=[common, remote],
         help="a reference file (fsspec reference://, zarr) that reads the pixels in place, without conversion",
     )
     reference.add_argument("file", help="a processed .mib file or URL (s3://, https:// ...)")
     reference.add_argument("-o", "--output", required=True, help="the .json to write")
-    reference.add_argument("--storage-options", type=json.loads, help="fsspec options for a URL, as JSON")
     reference.add_argument("--navigation-shape", type=_shape, help="scan shape X,Y when the file does not say it")
     reference.add_argument("--first-frame", type=int, help="first frame (Python slicing)")
     reference.add_argument("--last-frame", type=int, help="frame to stop before (Python slicing)")
@@ -218,16 +221,16 @@ def _shape(text: str) -> tuple[int, ...]:
 
 
 def _inputs(paths) -> list[str]:
-    """Check every input before any work: the same words for the same problem in every command."""
-    from .source import check_path
+    """Check every local input before any work: the same words for the same problem in every command."""
+    from .source import check_path, is_url
 
-    return [check_path(p) for p in paths]
+    return [p if is_url(p) else check_path(p) for p in paths]
 
 
 # --- info ----------------------------------------------------------------------
 
 
-def describe(path, series: bool = False) -> dict:
+def describe(path, series: bool = False, storage_options: dict | None = None) -> dict:
     """Everything ``info`` reports about one file, as plain values."""
 
     from ._api import _plans
@@ -238,7 +241,7 @@ def describe(path, series: bool = False) -> dict:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        prop = MIBProperties.from_path(path, series=series)
+        prop = MIBProperties.from_path(path, series=series, storage_options=storage_options)
         plans = _plans(prop, None, None, None, None)
     header = prop.header
     last_segment = prop.segments[-1]
@@ -291,7 +294,7 @@ def _info(args) -> int:
     for path in args.files:
         try:
             _inputs([path])
-            reports.append(describe(path, args.series))
+            reports.append(describe(path, args.series, args.storage_options))
         except (OSError, ValueError) as err:
             if args.debug:
                 raise
@@ -345,14 +348,14 @@ def _text_block(r: dict) -> str:
 # --- view ------------------------------------------------------------------------
 
 
-def preview(path, output, navigation_shape=None, progress: bool = False) -> Path:
+def preview(path, output, navigation_shape=None, progress: bool = False, storage_options=None) -> Path:
     """Mean pattern (log scale) and virtual bright-field image, computed lazily."""
     import numpy as np
 
     from ._api import file_reader
     from .preview import aperture, disc_mask, plot_preview
 
-    (d,) = file_reader(path, lazy=True, navigation_shape=navigation_shape)[:1]
+    (d,) = file_reader(path, lazy=True, navigation_shape=navigation_shape, storage_options=storage_options)[:1]
     data = d["data"]
     nav = data.ndim - 2
     mean = np.asarray(_compute(data.mean(axis=tuple(range(nav))) if nav else data, progress), dtype=float)
@@ -379,9 +382,13 @@ def _progress(enabled: bool):
 
 
 def _view(args) -> int:
+    from .source import is_url
+
     (path,) = _inputs([args.file])
     output = args.output or Path(path).with_name(Path(path).stem + "_preview.png")
-    print(clean(preview(path, output, args.navigation_shape, args.progress)))
+    if is_url(path) and not args.output:
+        output = Path(Path(path).stem + "_preview.png")  # beside a URL: here
+    print(clean(preview(path, output, args.navigation_shape, args.progress, args.storage_options)))
     return 0
 
 
@@ -392,8 +399,9 @@ def _convert(args) -> int:
     import os
 
     from .archive import convert
+    from .source import Remote, is_url
 
-    sizes = [os.path.getsize(p) for p in _inputs(args.files)]
+    sizes = [Remote(p, args.storage_options).size() if is_url(p) else os.path.getsize(p) for p in _inputs(args.files)]
     bar = None
     if args.progress:
         from tqdm.auto import tqdm
@@ -419,6 +427,7 @@ def _convert(args) -> int:
             bin_signal=args.bin_signal,
             bin_navigation=args.bin_navigation,
             series=args.series,
+            storage_options=args.storage_options,
         )
     finally:
         if bar is not None:
@@ -441,10 +450,8 @@ def _convert(args) -> int:
 
 def _reference(args) -> int:
     from .reference import write_references
-    from .source import is_url
 
-    if not is_url(args.file):
-        _inputs([args.file])
+    _inputs([args.file])
     r = write_references(
         args.file,
         args.output,

@@ -239,3 +239,20 @@ def test_load_gives_what_hs_load_gives(site, http):
     assert remote.metadata.General.title == local.metadata.General.title
     assert remote.metadata.General.FileIO["0"].io_plugin == "rsciio_mib_plugin"
     assert remote.axes_manager.navigation_shape == local.axes_manager.navigation_shape
+
+
+def test_command_line_takes_urls(site, s3, tmp_path, capsys):
+    base, options = s3
+    url, opts = f"{base}/scan.mib", ["--storage-options", json.dumps(options)]
+    assert main(["info", url, "--json", *opts]) == 0
+    (report,) = json.loads(capsys.readouterr().out)
+    assert report["file"] == url and report["hdr"] == f"{base}/scan.hdr"
+    assert report["datasets"][0]["navigation_shape"] == [6, 4] and report["frames"] == 24
+    assert main(["view", url, "-o", str(tmp_path / "v.png"), *opts]) == 0
+    assert (tmp_path / "v.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["convert", url, "-o", str(tmp_path / "out"), *opts]) == 0
+    import hyperspy.api as hs
+
+    np.testing.assert_array_equal(hs.load(tmp_path / "out" / "scan.zspy").data, hs.load(site / "scan.mib").data)
+    assert main(["info", f"{base}/nothing.mib", *opts]) == 1
+    assert f"no such file: '{base}/nothing.mib'" in capsys.readouterr().err
