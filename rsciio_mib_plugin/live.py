@@ -21,6 +21,7 @@ import fcntl
 import os
 import select
 import socket
+import struct
 import sys
 import threading
 import time
@@ -320,6 +321,13 @@ class _Acquisition:
         with contextlib.suppress(OSError, AttributeError):
             fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, 1 << 20)
         drain = _Drain(read, fd)
+        # A blocking socket with a kernel receive timeout: splice waits for data inside the kernel
+        # (no EAGAIN, select and retry per frame); a timeout shows as BlockingIOError.
+        self.sock.settimeout(None)
+        seconds = max(self.timeout, 0.001)
+        self.sock.setsockopt(
+            socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", int(seconds), int(seconds % 1 * 1e6))
+        )
         written, block_start, pending, ended, self._keep = 0, 0, 0, None, None
         try:
             while self.expected is None or self.sequence.seen < self.expected:
@@ -368,7 +376,7 @@ class _Acquisition:
         while got < len(view):
             try:
                 n = self.sock.recv_into(view[got:])
-            except TimeoutError:
+            except (TimeoutError, BlockingIOError):  # BlockingIOError: the kernel timeout (splice_to)
                 return -1 - got
             if not n:
                 return got
@@ -381,10 +389,8 @@ class _Acquisition:
         while moved < count:
             try:
                 n = os.splice(sock, pipe, count - moved)
-            except BlockingIOError:  # the socket has a timeout, so it is non-blocking underneath
-                if not select.select([self.sock], [], [], self.timeout)[0]:
-                    return moved, "timeout"
-                continue
+            except BlockingIOError:  # nothing within the socket's receive timeout
+                return moved, "timeout"
             if not n:
                 return moved, "closed"
             moved += n

@@ -411,3 +411,11 @@ def test_watch_keeps_a_preview_of_a_growing_file(scan, tmp_path, capsys):
     assert capsys.readouterr().out.strip().endswith(f"8 frames seen, preview {tmp_path / 'live.png'}")
     assert (tmp_path / "live.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob(".*part*"))
+
+
+def test_silence_mid_acquisition_ends_the_recording(scan, tmp_path, record_path):
+    with serve(scan, "--fps", "1", folder=tmp_path) as (control, data, _):
+        with pytest.warns(MIBWarning, match=r"sent nothing for 0.4 s after [12] frames of 8 expected"):
+            r = record(tmp_path / "rec.mib", data_port=data, control_port=control, start=True, timeout=0.4)
+    assert not r["complete"] and r["frames"] in (1, 2)
+    np.testing.assert_array_equal(decoded(tmp_path / "rec.mib"), decoded(scan)[: r["frames"]])
