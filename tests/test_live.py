@@ -419,3 +419,18 @@ def test_silence_mid_acquisition_ends_the_recording(scan, tmp_path, record_path)
             r = record(tmp_path / "rec.mib", data_port=data, control_port=control, start=True, timeout=0.4)
     assert not r["complete"] and r["frames"] in (1, 2)
     np.testing.assert_array_equal(decoded(tmp_path / "rec.mib"), decoded(scan)[: r["frames"]])
+
+
+def test_acquisition_without_hdr_message(tmp_path, record_path):
+    """The HDR message is optional (mib-format.md §12): no .hdr is written, and frames= says when to stop."""
+    data, _ = _frames("single", (2, 3))
+    path = write_mib(tmp_path / "bare.mib", data, hdr=False)
+    with serve(path, folder=tmp_path) as (control, port, _):
+        with pytest.warns(MIBWarning, match="no HDR message before the frames; no .hdr written"):
+            r = record(tmp_path / "rec.mib", data_port=port, control_port=control, start=True, frames=6)
+        assert r["hdr"] is None and r["complete"] and r["frames"] == 6
+        assert not (tmp_path / "rec.hdr").exists()
+        assert (tmp_path / "rec.mib").read_bytes() == path.read_bytes()
+        # Without a count, an open-ended stream ends when the data stop for `timeout` seconds.
+        got = list(stream(data_port=port, control_port=control, start=True, timeout=0.5))
+    np.testing.assert_array_equal(np.concatenate([b for _, b in got]), decoded(path))
