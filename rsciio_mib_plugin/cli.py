@@ -172,8 +172,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve", parents=[common], help="Merlin simulator: serve a .mib file on the control and data ports"
     )
-    serve.add_argument("file")
-    _network_options(serve)
+    serve.add_argument("file", help="the .mib file (with its .hdr) to serve")
+    _network_options(serve, "address to listen on")
     serve.add_argument("--fps", type=float, help="frames per second (default: as fast as the client takes them)")
     serve.add_argument("--repeat", type=int, default=1, help="send the file's frames K times per acquisition")
     serve.add_argument("--start-on-connect", action="store_true", help="start an acquisition on each data connection")
@@ -184,7 +184,7 @@ def _parser() -> argparse.ArgumentParser:
     watch = sub.add_parser(
         "watch", parents=[common], help="follow a .mib file being written; keep a preview PNG up to date"
     )
-    watch.add_argument("file")
+    watch.add_argument("file", help="the .mib file being written")
     watch.add_argument("--preview", help="PNG to keep up to date (default: <file stem>_live.png)")
     watch.add_argument("--frames", type=int, help="frames to expect (default: as the .hdr says)")
     watch.add_argument("--timeout", type=float, default=10.0, help="seconds without growth that end it (default 10)")
@@ -194,8 +194,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _network_options(parser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="detector address (default: %(default)s)")
+def _network_options(parser, host: str = "detector address") -> None:
+    parser.add_argument("--host", default="127.0.0.1", help=f"{host} (default: %(default)s)")
     parser.add_argument("--data-port", type=int, default=6342, help="data port (default: %(default)s)")
     parser.add_argument("--control-port", type=int, default=6341, help="control port (default: %(default)s)")
 
