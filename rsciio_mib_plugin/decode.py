@@ -91,6 +91,11 @@ def _unpack(payload: np.ndarray, depth: int) -> np.ndarray:
 _REVERSED_BITS = np.array([int(f"{i:08b}"[::-1], 2) for i in range(256)], dtype=np.uint8)
 
 
+#: Frames assembled per pass: the intermediate arrays stay in the CPU cache (unpacking and
+#: placing 1-bit quad frames 8 at a time took 7 ms per 256 frames instead of 18, gapped 13 instead of 29).
+GROUP = 8
+
+
 def _assemble_quad(stored: np.ndarray, out: np.ndarray, gap: int, packed: bool) -> None:
     """Place the four chips of quad RAW rows into the processed orientation.
 
@@ -100,6 +105,11 @@ def _assemble_quad(stored: np.ndarray, out: np.ndarray, gap: int, packed: bool) 
     pixels or, when ``packed`` (1 bit), bytes of 8 pixels, which are rearranged
     before they are unpacked (8 times less data to move).
     """
+    for i in range(0, stored.shape[0], GROUP):
+        _assemble_group(stored[i : i + GROUP], out[i : i + GROUP], gap, packed)
+
+
+def _assemble_group(stored: np.ndarray, out: np.ndarray, gap: int, packed: bool) -> None:
     n, rows, width = stored.shape
     c = width // 4  # one chip row, in pixels or packed bytes
     arranged = np.empty((n, 2 * rows, 2 * c), dtype=stored.dtype)
