@@ -83,20 +83,29 @@ class Transform:
         return bin_sum(frames, b, out)
 
 
+#: Frames binned per pass: the column sums stay in the CPU cache (16 MB of 12-bit frames
+#: binned 2x2 in 3.3 ms instead of 4.0).
+BIN_GROUP = 16
+
+
 def bin_sum(frames: np.ndarray, b: int, out: np.ndarray) -> np.ndarray:
     """Sum ``b`` x ``b`` bins of ``(n, rows, cols)`` frames into ``out``.
 
     Added as ``b`` strided slices per axis: whole-array adds, several times
-    faster than numpy's sum over the reshaped bin axes (inner loops of ``b``).
+    faster than numpy's sum over the reshaped bin axes (inner loops of ``b``),
+    :data:`BIN_GROUP` frames at a time.
     """
     n, rows, width = frames.shape
-    cols = np.empty((n, rows, width // b), out.dtype)
-    np.add(frames[:, :, 0::b], frames[:, :, 1::b], out=cols, dtype=out.dtype)
-    for k in range(2, b):
-        cols += frames[:, :, k::b]
-    np.add(cols[:, 0::b, :], cols[:, 1::b, :], out=out)
-    for k in range(2, b):
-        out += cols[:, k::b, :]
+    cols = np.empty((min(n, BIN_GROUP), rows, width // b), out.dtype)
+    for i in range(0, n, BIN_GROUP):
+        part, into = frames[i : i + BIN_GROUP], out[i : i + BIN_GROUP]
+        c = cols[: len(part)]
+        np.add(part[:, :, 0::b], part[:, :, 1::b], out=c, dtype=out.dtype)
+        for k in range(2, b):
+            c += part[:, :, k::b]
+        np.add(c[:, 0::b, :], c[:, 1::b, :], out=into)
+        for k in range(2, b):
+            into += c[:, k::b, :]
     return out
 
 

@@ -263,3 +263,16 @@ def test_quad_gap_gives_the_true_ring_radius_in_pyxem(tmp_path):
     assert abs(gap_peak - 150) < 0.1
     assert abs(plain_peak - 150) > 1.5  # the abutted chips pull the ring in
     assert gap_width < plain_width
+
+
+@pytest.mark.parametrize("b", [2, 3, 4])
+@pytest.mark.parametrize("n", [1, 16, 37])
+def test_bin_sum_matches_reshape_sum_in_groups(b, n):
+    """Binning works BIN_GROUP frames at a time; any frame count and factor give numpy's sums."""
+    from rsciio_mib_plugin.transform import bin_sum
+
+    rng = np.random.default_rng(n * b)
+    frames = rng.integers(0, 4096, (n, 12 * b, 8 * b), dtype=np.uint16)
+    out = np.empty((n, 12, 8), np.uint32)
+    expected = frames.reshape(n, 12, b, 8, b).sum(axis=(2, 4), dtype=np.uint32)
+    np.testing.assert_array_equal(bin_sum(frames, b, out), expected)
