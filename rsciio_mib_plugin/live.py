@@ -183,6 +183,15 @@ class _Sequence:
         """Acquisition index of each frame whose header is a row of ``heads``; ``at(i)``: its offset."""
         return np.array([self.index(bytes(h[:24]), name, frame + i, at(i)) for i, h in enumerate(heads)], np.int64)
 
+    def report(self, name: str, stacklevel: int) -> None:
+        """A warning listing the lost frame numbers, if any."""
+        if self.lost:
+            warnings.warn(
+                f"{name}: {len(self.lost)} frame(s) lost (frame numbers jump): {_ranges(self.lost)}",
+                MIBWarning,
+                stacklevel=stacklevel,
+            )
+
     @property
     def seen(self) -> int:
         """Frames received or lost so far (the acquisition's progress)."""
@@ -427,13 +436,7 @@ class _Acquisition:
         warnings.warn(" ".join(parts), MIBWarning, stacklevel=4)
 
     def report_lost(self) -> None:
-        lost = self.sequence.lost
-        if lost:
-            warnings.warn(
-                f"{self.name}: {len(lost)} frame(s) lost (frame numbers jump): {_ranges(lost)}",
-                MIBWarning,
-                stacklevel=4,
-            )
+        self.sequence.report(self.name, stacklevel=5)
 
 
 class _Drain(threading.Thread):
@@ -783,12 +786,7 @@ def follow(
             for a, b, first in _runs(indices):
                 yield first, decode_frames(block[a:b, geometry.header_bytes :], geometry)
             done += n
-        if sequence.lost:
-            warnings.warn(
-                f"{name}: {len(sequence.lost)} frame(s) lost (frame numbers jump): {_ranges(sequence.lost)}",
-                MIBWarning,
-                stacklevel=2,
-            )
+        sequence.report(name, stacklevel=3)
     finally:
         os.close(fd)
 

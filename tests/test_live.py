@@ -434,3 +434,16 @@ def test_acquisition_without_hdr_message(tmp_path, record_path):
         # Without a count, an open-ended stream ends when the data stop for `timeout` seconds.
         got = list(stream(data_port=port, control_port=control, start=True, timeout=0.5))
     np.testing.assert_array_equal(np.concatenate([b for _, b in got]), decoded(path))
+
+
+def test_follow_places_frames_by_their_numbers(tmp_path):
+    data, _ = _frames("single", (1, 6))
+    first = write_mib(tmp_path / "a.mib", data[:, :3], hdr=False)
+    second = write_mib(tmp_path / "b.mib", data[:, 3:], hdr=False, first_number=6)  # numbers 4 and 5 lost
+    joined = tmp_path / "joined.mib"
+    joined.write_bytes(first.read_bytes() + second.read_bytes())
+    with pytest.warns(MIBWarning, match=r"2 frame\(s\) lost \(frame numbers jump\): 4-5"):
+        blocks = list(follow(joined, timeout=0.3))
+    indices = np.concatenate([np.arange(i, i + len(b)) for i, b in blocks])
+    np.testing.assert_array_equal(indices, [0, 1, 2, 5, 6, 7])
+    np.testing.assert_array_equal(np.concatenate([b for _, b in blocks]), data.reshape(6, 256, 256))
