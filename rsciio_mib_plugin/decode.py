@@ -43,7 +43,7 @@ def decode_frames(
     if not geometry.raw:
         pixels = payload.view(geometry.file_dtype).reshape((n,) + geometry.shape)
         if gap == stored_gap:
-            out[...] = pixels
+            _convert(pixels, out)
         else:
             respace_chips(pixels, stored_gap, gap, out)
         return out
@@ -65,6 +65,28 @@ def decode_frames(
     else:
         out[...] = stored
     return out
+
+
+#: Frames converted per pass into a view with reversed rows (see :func:`_convert`).
+FLIP_GROUP = 16
+
+
+def _convert(pixels: np.ndarray, out: np.ndarray) -> None:
+    """``out[...] = pixels`` (big-endian to native), fast also when ``out`` reverses the rows.
+
+    numpy's converting copy into a view with a negative row stride took 4.0 ms
+    per 16 MB here, against 0.7 ms into a plain array: so a few frames at a
+    time are converted into a small contiguous buffer (in the CPU cache) and
+    then copied, without conversion, into the reversed view (1.5 ms in all).
+    """
+    if out.ndim < 3 or out.strides[1] >= 0 or pixels.dtype == out.dtype:
+        out[...] = pixels
+        return
+    buffer = np.empty((min(len(pixels), FLIP_GROUP),) + pixels.shape[1:], out.dtype)
+    for i in range(0, len(pixels), FLIP_GROUP):
+        part = buffer[: len(pixels[i : i + FLIP_GROUP])]
+        part[...] = pixels[i : i + FLIP_GROUP]
+        out[i : i + FLIP_GROUP] = part
 
 
 def _stream(payload: np.ndarray, depth: int) -> np.ndarray:
