@@ -305,7 +305,7 @@ class MerlinSimulator:
             self._acquiring = True
             self._stop.clear()
             self._trigger = threading.Semaphore(0)
-        self._spawn(self._acquire, None)
+        self._spawn(self._acquire)
         return 0
 
     # --- data port -----------------------------------------------------------------
@@ -319,7 +319,7 @@ class MerlinSimulator:
         if self.start_on_connect:
             self._command("STARTACQUISITION")
 
-    def _acquire(self, _) -> None:
+    def _acquire(self) -> None:
         """Send one acquisition to the data connection (waiting up to 10 s for one)."""
         began, sent_frames, sent_bytes = time.monotonic(), 0, 0
         try:
