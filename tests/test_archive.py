@@ -134,18 +134,19 @@ def test_interrupted_conversion_leaves_nothing(files, tmp_path, monkeypatch):
     path = files["single"]
     before = path.read_bytes()
     calls = []
-    original = archive.Job.read_block
+    original = archive.Job.read_groups
 
-    def failing(self, nav_slices):
+    def failing(self, groups, out):
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == 3:  # the ratio sample, the first scan line, then half way through the second
             raise KeyboardInterrupt("killed half way")
-        return original(self, nav_slices)
+        return original(self, groups, out)
 
     monkeypatch.setattr(archive, "BLOCK_BYTES", 1)  # one scan line per block
-    monkeypatch.setattr(archive.Job, "read_block", failing)
+    monkeypatch.setattr(archive.Job, "read_groups", failing)
     with pytest.raises(KeyboardInterrupt):
         convert(path, tmp_path, threads=1)
+    assert len(calls) == 3
     assert os.listdir(tmp_path) == []  # no archive, no temporary left
     assert path.read_bytes() == before
     with pytest.raises(Exception):  # noqa: B017 - nothing that hs.load would accept
