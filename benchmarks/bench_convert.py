@@ -1,11 +1,15 @@
-"""Speed, memory and compression of ``rsciio-mib convert``, against HyperSpy's own save.
+"""Speed, memory and compression of ``rsciio-mib convert``, and the lazy sum, for issue 14.
 
 Plain script, not a test. Writes a 128x128 scan of 256x256 12-bit frames with
 realistic, sparse counts (a direct-beam disc that moves, a weak background,
-Poisson noise: 2.15 GB), then times each case in its own process as
-``bench_read.py`` does (second of two runs, file in the page cache, peak RSS).
+Poisson noise: 2.15 GB), then runs every case in its own process as
+``bench_read.py`` does (second of two runs timed, file in the page cache,
+peak RSS), all cases once per round over ``--rounds`` interleaved rounds, and
+prints the medians and the ratios the issue sets targets for: convert against
+the eager load and against HyperSpy's own lazy save, one pattern read back,
+and the lazy sum through ``file_reader`` against LiberTEM's ``SumUDF``.
 
-    python benchmarks/bench_convert.py [--scan 128] [--dir /tmp/rsciio_mib_bench]
+    python benchmarks/bench_convert.py [--rounds 5] [--scan 128] [--dir /tmp/rsciio_mib_bench]
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import argparse
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_read import CASES, run_case, table  # noqa: E402
+from bench_read import CASES, run_case  # noqa: E402
 
 CONVERT_CASES = {
     "ours load_mib_data eager": CASES["ours load_mib_data eager"],
@@ -37,13 +42,6 @@ CONVERT_CASES = {
         from rsciio_mib_plugin import convert
         folder = tempfile.mkdtemp(dir=os.path.dirname(PATH))
         convert(PATH, folder, format="hspy")
-        shutil.rmtree(folder)
-    """,
-    "ours convert zspy (gzip 4)": """
-        import shutil, tempfile
-        from rsciio_mib_plugin import convert
-        folder = tempfile.mkdtemp(dir=os.path.dirname(PATH))
-        convert(PATH, folder, compression="gzip")
         shutil.rmtree(folder)
     """,
     "hs.load(lazy=True).save(zspy)": """
@@ -62,6 +60,8 @@ CONVERT_CASES = {
             SIGNAL = hs.load(os.environ["ARCHIVE"], lazy=True)
         touch(SIGNAL.inav[37, 91].data.compute())
     """,
+    "ours lazy sum over scan": CASES["ours lazy sum over scan"],
+    "LiberTEM SumUDF (inline)": CASES["LiberTEM SumUDF (inline)"],
 }
 
 
@@ -81,7 +81,11 @@ def make_sparse(folder: Path, scan: int) -> Path:
                 disc = ((y - cy) ** 2 + (x - cx) ** 2 <= 20**2) * 40.0
                 line[0, i] = rng.poisson(disc + 0.05)
             part = write_mib(
-                folder / "line.mib", line, counter_depth=12, hdr={"ScanY": scan, "Frames in Acquisition": scan * scan}
+                folder / "line.mib",
+                line,
+                counter_depth=12,
+                first_number=j * scan + 1,
+                hdr={"ScanY": scan, "Frames in Acquisition": scan * scan},
             )
             out.write(part.read_bytes())
     (folder / "line.hdr").replace(path.with_suffix(".hdr"))
@@ -89,47 +93,66 @@ def make_sparse(folder: Path, scan: int) -> Path:
     return path
 
 
-def size_of(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--scan", type=int, default=128)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/rsciio_mib_bench"))
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     path = make_sparse(args.dir, args.scan)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    nav = (args.scan, args.scan)
+    print(f"{platform.node()}: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     from rsciio_mib_plugin import convert
 
     archive_dir = Path(tempfile.mkdtemp(dir=args.dir))
     ratios = {}
     for compression in ("lz4", "zstd", "gzip"):
-        folder = archive_dir / compression
-        (report,) = convert(path, folder, compression=compression)
+        (report,) = convert(path, archive_dir / compression, compression=compression)
         ratios[compression] = report["ratio"]
-    archive = archive_dir / "lz4" / f"{path.stem}.zspy"
     CASES.update(CONVERT_CASES)
-    os.environ["ARCHIVE"] = str(archive)
+    os.environ["ARCHIVE"] = str(archive_dir / "lz4" / f"{path.stem}.zspy")
     np.fromfile(path, dtype=np.uint8).sum()
-    rows = [r for r in (run_case(name, path, (args.scan, args.scan)) for name in CONVERT_CASES) if r]
-    array_bytes = args.scan**2 * 256 * 256 * 2
-    print(f"\n{path.name}: file {path.stat().st_size / 1e9:.2f} GB")
-    print(table(rows, path.stat().st_size, array_bytes))
+    runs = {name: [] for name in CONVERT_CASES}
+    for _ in range(args.rounds):
+        for name in CONVERT_CASES:
+            row = run_case(name, path, nav)
+            if row:
+                runs[name].append(row)
+    shutil.rmtree(archive_dir)
+    rows = [
+        {
+            "case": name,
+            "seconds": statistics.median(r["seconds"] for r in found),
+            "peak_rss": max(r["peak_rss"] for r in found),
+            "range": (min(r["seconds"] for r in found), max(r["seconds"] for r in found)),
+        }
+        for name, found in runs.items()
+        if found
+    ]
+    print(f"\n{path.name}: file {path.stat().st_size / 1e9:.2f} GB; medians of {args.rounds} interleaved rounds")
+    print("| case | s (median) | s (range) | peak RSS (GB) |")
+    print("|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['case']} | {r['seconds']:.3f} | {r['range'][0]:.3f}–{r['range'][1]:.3f} | {r['peak_rss'] / 1e9:.2f} |"
+        )
     print("\ncompression ratios (array bytes / archive bytes): " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
     by = {r["case"]: r["seconds"] for r in rows}
-    eager, ours, theirs = (
-        by.get("ours load_mib_data eager"),
-        by.get("ours convert zspy (lz4, default)"),
-        by.get("hs.load(lazy=True).save(zspy)"),
+
+    def ratio(a: str, b: str) -> str:
+        return f"{by[a] / by[b]:.2f}x" if a in by and b in by else "n/a"
+
+    print(
+        f"convert / eager load: {ratio('ours convert zspy (lz4, default)', 'ours load_mib_data eager')} (target <= 3)"
     )
-    if eager and ours and theirs:
-        print(f"convert / eager load: {ours / eager:.2f}x; hs.load(lazy).save / convert: {theirs / ours:.2f}x")
+    print(
+        f"HyperSpy's save / convert: {ratio('hs.load(lazy=True).save(zspy)', 'ours convert zspy (lz4, default)')} (target >= 3)"
+    )
     pattern = by.get("read one pattern back (zspy, lazy hs.load)")
     if pattern:
-        print(f"one pattern read back: {pattern * 1e3:.1f} ms")
-    shutil.rmtree(archive_dir)
+        print(f"one pattern read back: {pattern * 1e3:.1f} ms (target <= 20)")
+    print(f"lazy sum / LiberTEM SumUDF: {ratio('ours lazy sum over scan', 'LiberTEM SumUDF (inline)')} (target <= 0.8)")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,22 @@ class LocalFile:
     def read_into(self, offset: int, buffer, name: str, frame: int | None = None) -> None:
         read_exact(self.fd, offset, buffer, name, frame)
 
+    def read_scattered(self, offset: int, heads, payloads, name: str, frame: int | None = None) -> None:
+        """Consecutive records from ``offset``, each split into a row of ``heads`` and of ``payloads``
+        (2-D uint8 arrays, as many rows as records), with one ``preadv``."""
+        views = [v for pair in zip(heads, payloads) for v in pair]
+        expected = heads.nbytes + payloads.nbytes
+        if os.preadv(self.fd, views, offset) == expected:
+            return
+        whole = bytearray(expected)  # a short read: the plain way, which also names a shortened file
+        read_exact(self.fd, offset, whole, name, frame)
+        records = memoryview(whole).cast("B")
+        width = heads.shape[1]
+        stride = width + payloads.shape[1]
+        for i in range(heads.shape[0]):
+            heads[i] = records[i * stride : i * stride + width]
+            payloads[i] = records[i * stride + width : (i + 1) * stride]
+
     def close(self) -> None:
         os.close(self.fd)
 

@@ -102,6 +102,29 @@ def test_file_shortened_before_the_evidence_is_read(tmp_path):
         file_reader(path, mib_prop=prop)
 
 
+def test_short_reads_that_are_not_the_end_of_the_file_are_completed(scan, monkeypatch):
+    """A ``preadv`` may return fewer bytes than asked without the file having ended."""
+    import rsciio_mib_plugin.source as source
+
+    path, data = scan
+    real = os.preadv
+    shorts = []
+
+    def short_preadv(fd, buffers, offset):
+        if len(buffers) > 1 and len(shorts) < 3:  # the first scattered reads stop half way
+            shorts.append(offset)
+            for rest in buffers[len(buffers) // 2 :]:
+                np.asarray(rest)[...] = 0xAB  # nothing of the file there yet
+            return real(fd, buffers[: len(buffers) // 2], offset)
+        return real(fd, buffers, offset)
+
+    monkeypatch.setattr(source.os, "preadv", short_preadv)
+    np.testing.assert_array_equal(load_mib_data(path, return_mmap=False).reshape(data.shape), data)
+    assert len(shorts) == 1  # the whole file is one read of 12 frames
+    np.testing.assert_array_equal(file_reader(path)[0]["data"].reshape(data.shape), data[..., ::-1, :])
+    assert len(shorts) == 2
+
+
 # --- 2. numbers out of range --------------------------------------------------------
 
 
