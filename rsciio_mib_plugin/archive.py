@@ -47,7 +47,7 @@ SAMPLE_BYTES = 8 << 20
 #: Output bytes one worker reads, summarises, compresses and writes at a time.
 BLOCK_BYTES = 32 << 20
 #: ... read and summarised this much at a time, while it is in the CPU cache.
-PIECE_BYTES = 2 << 20
+PIECE_BYTES = 4 << 20
 
 READ_OPTIONS = (
     "navigation_shape",
