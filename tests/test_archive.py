@@ -110,6 +110,31 @@ def test_summaries_equal_numpy(files, tmp_path):
     assert report["disc"]["radius"] == pytest.approx(disc[2])
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_summaries_over_many_blocks_and_pieces(tmp_path, monkeypatch, threads):
+    """Blocks on two workers, pieces of a few frames, counts near the 12-bit top: still exact."""
+    import hyperspy.api as hs
+
+    import rsciio_mib_plugin.archive as archive
+
+    counts = RNG.integers(4000, 4096, size=(5, 7, 16, 256), dtype=np.uint16)
+    counts[2, 3] = 0  # a blank frame among them
+    path = write_mib(tmp_path / "bright.mib", counts)
+    frame_bytes = 16 * 256 * 2
+    monkeypatch.setattr(archive, "BLOCK_BYTES", 7 * frame_bytes)  # one scan line per block
+    monkeypatch.setattr(archive, "PIECE_BYTES", 3 * frame_bytes)  # 3 + 3 + 1 frames per line
+    convert(path, tmp_path / "out", threads=threads, chunks=(1, 7, 16, 256))
+    data = eager(path).astype(np.float64)
+    summaries = hs.load(tmp_path / "out" / "bright.zspy").metadata.Summaries
+    np.testing.assert_allclose(summaries.mean_pattern, data.mean(axis=(0, 1)), rtol=1e-6)
+    np.testing.assert_array_equal(summaries.max_pattern, data.max(axis=(0, 1)))
+    np.testing.assert_array_equal(summaries.frame_totals, data.sum(axis=(2, 3)))
+    vbf = summaries.virtual_bright_field
+    disc = (vbf.centre_row, vbf.centre_col, vbf.radius)
+    np.testing.assert_array_equal(vbf.image, (data * disc_mask((16, 256), disc)).sum(axis=(2, 3)))
+    assert summaries.frame_totals[2, 3] == 0
+
+
 @pytest.mark.parametrize("fmt", ["zspy", "hspy"])
 def test_binned_and_gapped_archives(files, tmp_path, fmt):
     import hyperspy.api as hs
