@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import fcntl
 import os
 import select
 import socket
@@ -37,7 +36,7 @@ from .hdr import COUNTER_DEPTH, FRAMES_IN_ACQUISITION, MAX_HDR_BYTES, hdr_int, p
 from .header import PROBE_BYTES, header_length, parse_header
 from .layout import Geometry, frame_geometry
 from .read import BLOCK_BYTES, check_headers, first_bad_header
-from .source import Segment, check_path, open_fd, read_exact
+from .source import Segment, check_path, open_fd, pread, read_exact
 from .stream import PREFIX, message_length, mpx_message
 
 CONTROL_PORT = 6341
@@ -328,6 +327,8 @@ class _Acquisition:
         expected_prefix = bytes(self.buffer[:PREFIX])
         read, write = os.pipe()
         with contextlib.suppress(OSError, AttributeError):
+            import fcntl  # only where splice is: Linux
+
             fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, 1 << 20)
         drain = _Drain(read, fd)
         # A blocking socket with a kernel receive timeout: splice waits for data inside the kernel
@@ -493,7 +494,7 @@ def _reserve(fd: int, nbytes: int) -> None:
     """
     try:
         fallocate = ctypes.CDLL(None, use_errno=True).fallocate
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # no C library by that name (Windows)
         return
     fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
     fallocate(fd, 1, 0, nbytes)  # 1: FALLOC_FL_KEEP_SIZE
@@ -505,7 +506,7 @@ def _write_bodies(fd: int, messages: np.ndarray) -> None:
     for i in range(0, len(bodies), IOV_MAX):
         pieces = bodies[i : i + IOV_MAX]
         while pieces:
-            written = os.writev(fd, pieces)
+            written = os.writev(fd, pieces) if hasattr(os, "writev") else os.write(fd, pieces[0])
             while pieces and written >= len(pieces[0]):
                 written -= len(pieces[0])
                 pieces.pop(0)
@@ -797,7 +798,7 @@ def _wait_for_first_header(fd: int, path: Path, timeout: float, poll: float) -> 
     hdr_path = path.with_suffix(".hdr")
     deadline = time.monotonic() + timeout
     while True:
-        probe = os.pread(fd, PROBE_BYTES, 0)
+        probe = pread(fd, PROBE_BYTES, 0)
         if len(probe) == PROBE_BYTES or (probe and b"," in probe[4:]):
             try:
                 length = header_length(probe, name)
@@ -805,7 +806,7 @@ def _wait_for_first_header(fd: int, path: Path, timeout: float, poll: float) -> 
                 if len(probe) == PROBE_BYTES:
                     raise
             else:
-                raw = os.pread(fd, length, 0)
+                raw = pread(fd, length, 0)
                 if len(raw) == length:
                     hdr = read_hdr(hdr_path) if hdr_path.exists() else None
                     header = parse_header(raw, name)

@@ -28,6 +28,7 @@ from pathlib import Path
 from .errors import MIBFormatError
 from .hdr import FRAMES_IN_ACQUISITION, MAX_HDR_BYTES, hdr_get, hdr_int
 from .properties import MIBProperties
+from .source import pread
 from .stream import PREFIX, frame_prefix, message_length, mpx_message
 
 #: ``Trigger Start``/``Trigger Stop`` texts of the ``.hdr`` and their control-port codes (§12).
@@ -390,7 +391,7 @@ class MerlinSimulator:
             link.sendfile(fd, offset, geometry.frame_bytes)
             return
         # A repeat: the frame number goes on from the last one sent (§2.1).
-        header = os.pread(fd, geometry.header_bytes, offset)
+        header = pread(fd, geometry.header_bytes, offset)
         link.send(prefix + _renumber(header, self.first_number + k), more=True)
         link.sendfile(fd, offset + geometry.header_bytes, geometry.payload_bytes)
 
@@ -431,7 +432,7 @@ class _Link:
             if hasattr(os, "sendfile"):
                 n = os.sendfile(self.sock.fileno(), fd, offset + done, room - done)
             else:  # pragma: no cover (Windows)
-                n = self.sock.send(os.pread(fd, min(room - done, 1 << 20), offset + done))
+                n = self.sock.send(pread(fd, min(room - done, 1 << 20), offset + done))
             if n == 0:
                 raise OSError(f"{self.sock}: could not send from the file")
             done += n

@@ -12,6 +12,7 @@ process. Nothing here knows what a header or a pixel is.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import stat
@@ -35,10 +36,10 @@ class LocalFile:
         self.fd = open_fd(path)
 
     def pread(self, offset: int, length: int) -> bytes:
-        return os.pread(self.fd, length, offset)
+        return pread(self.fd, length, offset)
 
     def pread_many(self, offsets, length: int) -> list[bytes]:
-        return [os.pread(self.fd, length, int(o)) for o in offsets]
+        return [pread(self.fd, length, int(o)) for o in offsets]
 
     def read_into(self, offset: int, buffer, name: str, frame: int | None = None) -> None:
         read_exact(self.fd, offset, buffer, name, frame)
@@ -48,7 +49,7 @@ class LocalFile:
         (2-D uint8 arrays, as many rows as records), with one ``preadv``."""
         views = [v for pair in zip(heads, payloads) for v in pair]
         expected = heads.nbytes + payloads.nbytes
-        if os.preadv(self.fd, views, offset) == expected:
+        if preadv(self.fd, views, offset) == expected:
             return
         whole = bytearray(expected)  # a short read: the plain way, which also names a shortened file
         read_exact(self.fd, offset, whole, name, frame)
@@ -359,6 +360,39 @@ def open_fd(path: str) -> int:
     return os.open(path, os.O_RDONLY | _O_BINARY)
 
 
+#: ``pread``/``preadv`` exist on POSIX systems; elsewhere (Windows) a file is read by a seek and
+#: reads under one lock, so threads never move each other's file position.
+POSITIONED_READS = hasattr(os, "preadv")
+_SEEK_LOCK = threading.Lock()
+
+
+def pread(fd: int, length: int, offset: int) -> bytes:
+    """Up to ``length`` bytes at ``offset`` (fewer at the end of the file)."""
+    if POSITIONED_READS:
+        return os.pread(fd, length, offset)
+    buffer = bytearray(length)
+    return bytes(buffer[: preadv(fd, [buffer], offset)])
+
+
+def preadv(fd: int, buffers, offset: int) -> int:
+    """Fill ``buffers`` in turn from ``offset``; the number of bytes read (fewer at the end of the file)."""
+    if POSITIONED_READS:
+        return os.preadv(fd, buffers, offset)
+    total = 0
+    with _SEEK_LOCK, io.FileIO(fd, "rb", closefd=False) as file:
+        file.seek(offset)
+        for buffer in buffers:
+            view = memoryview(buffer).cast("B")
+            done = 0
+            while done < view.nbytes:
+                got = file.readinto(view[done:])
+                if not got:
+                    return total + done
+                done += got
+            total += done
+    return total
+
+
 def read_exact(fd: int, offset: int, buffer, name: str, frame: int | None = None) -> None:
     """Fill ``buffer`` (writable, contiguous) with the file's bytes from ``offset``.
 
@@ -370,7 +404,7 @@ def read_exact(fd: int, offset: int, buffer, name: str, frame: int | None = None
     view = memoryview(buffer).cast("B")
     done = 0
     while done < view.nbytes:
-        got = os.preadv(fd, [view[done:]], offset + done)
+        got = preadv(fd, [view[done:]], offset + done)
         if got == 0:
             raise MIBFormatError(
                 f"{where(name, frame, offset)}: file shortened while reading: expected {view.nbytes} bytes, "

@@ -125,6 +125,27 @@ def test_short_reads_that_are_not_the_end_of_the_file_are_completed(scan, monkey
     assert len(shorts) == 2
 
 
+def test_without_positioned_reads_as_on_windows(scan, monkeypatch, tmp_path):
+    """Where ``os.pread``/``os.preadv`` do not exist, files are read by seek and read under a lock."""
+    import rsciio_mib_plugin.source as source
+
+    path, data = scan
+    expected = file_reader(path)[0]
+    monkeypatch.setattr(source, "POSITIONED_READS", False)
+    monkeypatch.delattr(source.os, "pread")
+    monkeypatch.delattr(source.os, "preadv")
+    np.testing.assert_array_equal(load_mib_data(path, return_mmap=False).reshape(data.shape), data)
+    got = file_reader(path, lazy=True)[0]
+    np.testing.assert_array_equal(got["data"].compute(scheduler="threads", num_workers=4), expected["data"])
+    assert got["metadata"]["General"]["time"] == expected["metadata"]["General"]["time"]
+    from rsciio_mib_plugin import MIBProperties
+
+    prop = MIBProperties.from_path(path)
+    os.truncate(path, frame_bytes(path) * 5 + 100)  # after it was opened
+    with pytest.raises(MIBFormatError, match="file shortened while reading"):
+        file_reader(path, mib_prop=prop)
+
+
 # --- 2. numbers out of range --------------------------------------------------------
 
 

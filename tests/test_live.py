@@ -59,14 +59,16 @@ def decoded(path):
 KINDS = ("single", "single RAW", "quad", "quad RAW")
 
 
-@pytest.fixture(params=["splice", "recv_into + writev"])
+@pytest.fixture(params=["splice", "recv_into + writev", "recv_into + write"])
 def record_path(request, monkeypatch) -> str:
-    """Record through splice (Linux) and through the portable buffered path."""
+    """Record through splice (Linux), the buffered path, and that path without ``os.writev`` (Windows)."""
     import rsciio_mib_plugin.live as live
 
     if request.param == "splice" and not live.SPLICE:
         pytest.skip("no os.splice on this system")
     monkeypatch.setattr(live, "SPLICE", request.param == "splice")
+    if request.param == "recv_into + write":
+        monkeypatch.delattr(live.os, "writev")
     return request.param
 
 
