@@ -356,18 +356,17 @@ def _evidence_of_alike(headers, start_index: int):
     The headers of one acquisition are alike byte for byte but for the digits
     of the frame number, time and exposure: their fields then start at the
     same offsets, the first header is parsed as usual and the fields are cut
-    out of all at once (16,384 headers: 4 ms instead of 70). Anything
+    out of all at once (16,384 headers: 18 ms instead of 70). Anything
     unexpected leaves it to the header-by-header parse, which names the header.
     """
     rows = np.asarray(headers)
     if rows.ndim != 1 or rows.size < 2 or rows.dtype.kind != "S":
         return None
-    pixels = np.ascontiguousarray(rows).view(np.uint8).reshape(rows.size, -1)
-    digit = (pixels >= ord("0")) & (pixels <= ord("9"))
-    shape = np.where(digit, ord("0"), pixels)
-    if not (shape == shape[0]).all():
+    raw = np.ascontiguousarray(rows).view(np.uint8).reshape(rows.size, -1)
+    layout = np.where((raw >= ord("0")) & (raw <= ord("9")), ord("0"), raw)  # every digit a 0
+    if not (layout == layout[0]).all():
         return None
-    first = bytes(pixels[0])
+    first = bytes(raw[0])
     time, exposure, counter = header_values(first, start_index)
     fields = first.split(b"\x00", 1)[0].split(b",")
     starts = np.cumsum([0] + [len(f) + 1 for f in fields])
@@ -377,7 +376,7 @@ def _evidence_of_alike(headers, start_index: int):
         at_time, at_exposure = 9, 10
 
     def column(i: int) -> np.ndarray:
-        return np.ascontiguousarray(pixels[:, starts[i] : starts[i] + len(fields[i])]).view(f"S{len(fields[i])}")[:, 0]
+        return np.ascontiguousarray(raw[:, starts[i] : starts[i] + len(fields[i])]).view(f"S{len(fields[i])}")[:, 0]
 
     try:
         counters = column(11).astype(np.int64)
