@@ -48,6 +48,8 @@ SAMPLE_BYTES = 8 << 20
 BLOCK_BYTES = 32 << 20
 #: ... read and summarised this much at a time, while it is in the CPU cache.
 PIECE_BYTES = 4 << 20
+#: Most workers by default: each holds a block (``BLOCK_BYTES``), and a few keep a disk busy.
+MAX_THREADS = 8
 
 READ_OPTIONS = (
     "navigation_shape",
@@ -74,8 +76,9 @@ def convert(
     chunks: tuple[int, ...] | None = None,
     overwrite: bool = False,
     preview: bool = False,
-    threads: int = 2,
+    threads: int | None = None,
     progress=None,
+    done=None,
     **read_options,
 ) -> list[dict]:
     """Convert ``.mib`` files into compressed zspy or hspy archives, with summaries.
@@ -108,10 +111,14 @@ def convert(
     preview : bool
         Also write ``<stem>_preview.png`` (mean pattern, virtual bright field)
         from the summaries.
-    threads : int
-        Workers that read, summarise and compress blocks at once.
+    threads : int, optional
+        Workers that read, summarise and compress blocks at once (default:
+        the cores this process may use, at most :data:`MAX_THREADS`).
     progress : callable, optional
         ``progress(n_bytes)`` after each block read.
+    done : callable, optional
+        ``done(report)`` as soon as each archive is in place (``report`` as
+        returned below), e.g. to log conversions one by one.
     **read_options
         ``navigation_shape``, ``first_frame``, ``last_frame``,
         ``sync_offset``, ``quad_gap``, ``bin_signal``, ``bin_navigation``,
@@ -120,13 +127,16 @@ def convert(
     Returns
     -------
     list of dict
-        One report per archive: input, output, shape, dtype, chunks, bytes
-        read and written, seconds, compression ratio, the summaries' disc.
+        One report per archive: its number and the number of archives, input,
+        output, shape, dtype, chunks, bytes read and written, seconds,
+        compression ratio, the summaries' disc.
     """
     unknown = set(read_options) - set(READ_OPTIONS)
     if unknown:
         raise TypeError(f"convert() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
     codec = Codec.make(format, compression, level, shuffle)
+    if threads is None:
+        threads = min(MAX_THREADS, _usable_cores())
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"`threads` must be a positive integer, not {threads!r}")
     paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
@@ -148,7 +158,19 @@ def convert(
     import hyperspy.io  # noqa: F401  - imported before the clocks start
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    return [job.run(overwrite, preview, threads, progress) for job in jobs]
+    reports = []
+    for i, job in enumerate(jobs, 1):
+        reports.append({"archive": i, "archives": len(jobs)} | job.run(overwrite, preview, threads, progress))
+        if done is not None:
+            done(reports[-1])
+    return reports
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the system tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def _open(path, options: dict):

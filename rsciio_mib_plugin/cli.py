@@ -142,6 +142,9 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--series", action="store_true", help="read numbered sibling files as one acquisition")
     convert.add_argument("--preview", action="store_true", help="also write <stem>_preview.png from the summaries")
     convert.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    convert.add_argument(
+        "--threads", type=int, help="workers reading and compressing at once (default: the cores, at most 8)"
+    )
     convert.set_defaults(run=_convert)
 
     reference = sub.add_parser(
@@ -407,8 +410,21 @@ def _convert(args) -> int:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=sum(sizes), unit="B", unit_scale=True, unit_divisor=1024, desc="convert", file=sys.stderr)
+
+    def done(r: dict) -> None:  # one line per archive, as soon as it is in place
+        shape = "x".join(map(str, r["shape"]))
+        line = clean(
+            f"[{r['archive']}/{r['archives']}] {r['input']} -> {r['output']}: {shape} {r['dtype']}, "
+            f"{r['bytes_read'] / 1e6:.1f} MB read in {r['seconds']:.2f} s "
+            f"({r['bytes_read'] / 1e6 / max(r['seconds'], 1e-9):.0f} MB/s), ratio {r['ratio']:.2f}"
+        )
+        if bar is not None:
+            bar.write(line, file=sys.stdout)
+        else:
+            print(line, flush=True)
+
     try:
-        reports = convert(
+        convert(
             args.files,
             args.output_dir,
             format=args.format,
@@ -418,7 +434,9 @@ def _convert(args) -> int:
             chunks=args.chunks,
             overwrite=args.overwrite,
             preview=args.preview,
+            threads=args.threads,
             progress=bar.update if bar else None,
+            done=done,
             navigation_shape=args.navigation_shape,
             first_frame=args.first_frame,
             last_frame=args.last_frame,
@@ -432,16 +450,6 @@ def _convert(args) -> int:
     finally:
         if bar is not None:
             bar.close()
-    for i, r in enumerate(reports, 1):
-        shape = "x".join(map(str, r["shape"]))
-        print(
-            clean(
-                f"[{i}/{len(reports)}] {r['input']} -> {r['output']}: {shape} {r['dtype']}, "
-                f"{r['bytes_read'] / 1e6:.1f} MB read in {r['seconds']:.2f} s "
-                f"({r['bytes_read'] / 1e6 / max(r['seconds'], 1e-9):.0f} MB/s), ratio {r['ratio']:.2f}"
-            ),
-            flush=True,
-        )
     return 0
 
 

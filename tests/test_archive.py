@@ -219,6 +219,17 @@ def test_counters_make_one_archive_each(tmp_path):
     assert [os.path.basename(r["output"]) for r in reports] == ["both_counter0.zspy", "both_counter1.zspy"]
 
 
+def test_each_archive_is_reported_as_soon_as_it_is_in_place(files, tmp_path):
+    seen = []
+
+    def done(report):
+        seen.append((report["archive"], report["archives"], sorted(p.name for p in tmp_path.iterdir())))
+
+    reports = convert([files["single"], files["raw"]], tmp_path, done=done)  # threads: the usable cores
+    assert seen == [(1, 2, ["single.zspy"]), (2, 2, ["raw.zspy", "single.zspy"])]
+    assert [r["archive"] for r in reports] == [1, 2]
+
+
 def test_cli_many_inputs_one_line_each(files, tmp_path):
     done = subprocess.run(
         [
@@ -231,7 +242,7 @@ def test_cli_many_inputs_one_line_each(files, tmp_path):
             "-o",
             str(tmp_path),
         ]
-        + ["--format", "hspy", "--compression", "zstd", "--level", "5"],
+        + ["--format", "hspy", "--compression", "zstd", "--level", "5", "--threads", "3"],
         capture_output=True,
         text=True,
         timeout=300,
