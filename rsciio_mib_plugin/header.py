@@ -8,6 +8,7 @@ on anything malformed. Field positions and their meaning follow
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -330,10 +331,13 @@ def iso_time(text: str) -> str | None:
         if len(parts) != 3:
             return None
         date = f"{parts[2]}-{parts[1].zfill(2)}-{parts[0].zfill(2)}"
-    digits = date.replace("-", "")
-    if len(date) != 10 or not digits.isdigit() or not time or not time.replace(":", "").replace(".", "").isdigit():
+    if not (_DATE.fullmatch(date) and _TIME.fullmatch(time)):
         return None
     return f"{date}T{time}"
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_TIME = re.compile(r"\d{1,2}:\d{2}:\d{2}(\.\d+)?", re.ASCII)
 
 
 def parse_evidence(headers, start_index: int = 0):
@@ -354,18 +358,16 @@ def _evidence_of_alike(headers, start_index: int):
     """:func:`parse_evidence` of headers that differ only in their digits, or ``None``.
 
     The headers of one acquisition are alike byte for byte but for the digits
-    of the frame number, time and exposure: their fields then start at the
-    same offsets, the first header is parsed as usual and the fields are cut
-    out of all at once (16,384 headers: 18 ms instead of 70). Anything
-    unexpected leaves it to the header-by-header parse, which names the header.
+    of the frame number, times, exposures and counter field: their fields then
+    start at the same offsets, the first header is parsed as usual and those
+    fields are cut out of all at once (16,384 headers: 18 ms instead of 70).
+    Anything else leaves it to the header-by-header parse, which names the
+    header.
     """
     rows = np.asarray(headers)
     if rows.ndim != 1 or rows.size < 2 or rows.dtype.kind != "S":
         return None
     raw = np.ascontiguousarray(rows).view(np.uint8).reshape(rows.size, -1)
-    layout = np.where((raw >= ord("0")) & (raw <= ord("9")), ord("0"), raw)  # every digit a 0
-    if not (layout == layout[0]).all():
-        return None
     first = bytes(raw[0])
     time, exposure, counter = header_values(first, start_index)
     fields = first.split(b"\x00", 1)[0].split(b",")
@@ -374,6 +376,14 @@ def _evidence_of_alike(headers, start_index: int):
         at_time, at_exposure = fields.index(b"MQ1A") + 1, fields.index(b"MQ1A") + 2
     else:
         at_time, at_exposure = 9, 10
+    # Alike: the same bytes as the first header, but for digits of the fields that change from
+    # frame to frame (frame number, local time, shutter, counter, MQ1A time and exposure).
+    varying = np.zeros(raw.shape[1], bool)
+    for i in {1, 9, 10, 11, at_time, at_exposure}:
+        varying[starts[i] : starts[i] + len(fields[i])] = True
+    layout = np.where(varying & (raw >= ord("0")) & (raw <= ord("9")), ord("0"), raw)
+    if not (layout == layout[0]).all():
+        return None
 
     def column(i: int) -> np.ndarray:
         return np.ascontiguousarray(raw[:, starts[i] : starts[i] + len(fields[i])]).view(f"S{len(fields[i])}")[:, 0]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rsciio_mib_plugin import MIBProperties, write_mib
 from rsciio_mib_plugin.errors import MIBFormatError
@@ -97,3 +99,44 @@ def test_a_bad_field_among_alike_headers_names_that_header(tmp_path):
     headers[3] = b",".join(fields)
     with pytest.raises(MIBFormatError, match="header 3: .*counter 9999999999"):
         parse_evidence(headers)
+
+
+_SEED_HEADERS = {}
+
+
+def _seed_headers(tmp_path_factory, mq1a: bool) -> np.ndarray:
+    if mq1a not in _SEED_HEADERS:
+        path = write_mib(
+            tmp_path_factory.mktemp("evidence") / "seed.mib",
+            np.zeros((6, 4, 256), np.uint16),
+            exposure=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+            mq1a=mq1a,
+            counter=7,
+        )
+        _SEED_HEADERS[mq1a] = _headers(path)
+    return _SEED_HEADERS[mq1a].copy()
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    mq1a=st.booleans(),
+    edits=st.lists(
+        st.tuples(st.integers(0, 5), st.integers(0, 383), st.sampled_from(b"0123456789 ,.:-TZns/\x00x")),
+        max_size=4,
+    ),
+)
+def test_any_edit_parses_as_header_by_header(tmp_path_factory, mq1a, edits):
+    """Edited headers, alike or not: the same times, exposures and counters, or the same error."""
+    headers = _seed_headers(tmp_path_factory, mq1a)
+    for frame, at, byte in edits:
+        raw = bytearray(headers[frame].ljust(384, b"\x00"))
+        raw[at] = byte
+        headers[frame] = bytes(raw)
+    try:
+        slow = _one_by_one(headers)
+    except MIBFormatError as err:
+        with pytest.raises(MIBFormatError) as caught:
+            parse_evidence(headers)
+        assert str(caught.value) == str(err)
+        return
+    _same(parse_evidence(headers), slow)
