@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ._api import _load, signal_dict
+from .errors import MIBFormatError, MIBWarning
 from .header import parse_evidence
 from .preview import aperture, disc_mask, plot_preview
 from .read import _read_groups, read_headers
@@ -541,23 +542,61 @@ class Job:
             signal.save(temp, write_dataset=False, overwrite=True, file_format=self.codec.format.upper())
 
     def frame_times(self) -> tuple[np.ndarray, np.ndarray]:
-        """Start times (ns since 1970, -1 unknown) and exposures (ms) of the frames read."""
+        """Start times (ns since 1970, -1 unknown) and exposures (ms, NaN unknown) of the frames read.
+
+        Headers are read and parsed :data:`HEADERS_AT_ONCE` at a time (bounded
+        memory on any scan); a header whose time or exposure cannot be read
+        leaves -1 and NaN for that frame, with one warning naming the frames.
+        """
         frames = self.plan.frame_numbers()
         times = np.full(frames.size, -1, np.int64)
         exposures = np.full(frames.size, np.nan)
         real = np.flatnonzero(frames >= 0)
+        unreadable: list[tuple[int, str]] = []
         for seg in self.prop.segments:
             local = real[(frames[real] >= seg.first) & (frames[real] < seg.first + seg.count)]
-            if not local.size:
-                continue
             source = segment_source(seg) if seg.path else self.prop.source
-            headers = read_headers_at(source, self.prop.geometry, frames[local] - seg.first)
-            stamps, ms, _ = parse_evidence(headers)
-            if stamps is not None:
-                times[local] = stamps
-            exposures[local] = ms
+            for i in range(0, local.size, HEADERS_AT_ONCE):
+                at = local[i : i + HEADERS_AT_ONCE]
+                headers = read_headers_at(source, self.prop.geometry, frames[at] - seg.first)
+                times[at], exposures[at] = _times_and_exposures(headers, frames[at], unreadable)
+        if unreadable:
+            listed = ", ".join(str(f) for f, _ in unreadable[:5]) + (", ..." if len(unreadable) > 5 else "")
+            warnings.warn(
+                f"{self.prop.source.name}: the time or exposure of {len(unreadable)} frame(s) ({listed}) cannot be "
+                f"read ({unreadable[0][1]}); Summaries hold -1 and NaN for them",
+                MIBWarning,
+                stacklevel=4,
+            )
         shape = self.plan.shape or ()
         return times.reshape(shape), exposures.reshape(shape)
+
+
+#: Frame headers read and parsed at once for the summaries' times and exposures.
+HEADERS_AT_ONCE = 16384
+
+
+def _times_and_exposures(headers: np.ndarray, numbers: np.ndarray, unreadable: list) -> tuple:
+    """Times (ns, -1 unknown) and exposures (ms, NaN unknown) of ``headers`` (frames ``numbers``).
+
+    When any header is malformed, each is parsed on its own and the bad ones are
+    added to ``unreadable`` as ``(frame number, reason)``.
+    """
+    try:
+        stamps, ms, _ = parse_evidence(headers)
+        return (-1 if stamps is None else stamps), ms
+    except MIBFormatError:
+        pass
+    times, exposures = np.full(len(headers), -1, np.int64), np.full(len(headers), np.nan)
+    for j, number in enumerate(numbers.tolist()):
+        try:
+            stamps, ms, _ = parse_evidence(headers[j : j + 1], number)
+        except MIBFormatError as err:
+            unreadable.append((number, str(err)))
+            continue
+        times[j] = -1 if stamps is None else stamps[0]
+        exposures[j] = ms[0]
+    return times, exposures
 
 
 def read_headers_at(source, geometry, frames: np.ndarray) -> np.ndarray:

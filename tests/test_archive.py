@@ -219,6 +219,29 @@ def test_counters_make_one_archive_each(tmp_path):
     assert [os.path.basename(r["output"]) for r in reports] == ["both_counter0.zspy", "both_counter1.zspy"]
 
 
+def test_an_unreadable_exposure_is_a_gap_in_the_summaries_not_a_failure(tmp_path, monkeypatch):
+    import hyperspy.api as hs
+
+    import rsciio_mib_plugin.archive as archive
+    from rsciio_mib_plugin import MIBWarning
+
+    monkeypatch.setattr(archive, "HEADERS_AT_ONCE", 4)  # the bad header in the second of three batches
+    data = RNG.integers(0, 100, size=(2, 5, 16, 256), dtype=np.uint16)
+    path = write_mib(tmp_path / "scan.mib", data)
+    raw = bytearray(path.read_bytes())
+    at = 6 * (384 + 16 * 256 * 2)  # frame 6's header
+    head = bytes(raw[at : at + 384])
+    raw[at : at + 384] = head.replace(b",1000000ns,", b",10x0000ns,")
+    path.write_bytes(bytes(raw))
+    with pytest.warns(MIBWarning, match=r"scan\.mib: the time or exposure of 1 frame\(s\) \(6\) cannot be read"):
+        convert(path, tmp_path / "out")
+    summaries = hs.load(tmp_path / "out" / "scan.zspy").metadata.Summaries
+    exposures, times = summaries.frame_exposures_ms.ravel(), summaries.frame_start_times_ns.ravel()
+    assert np.isnan(exposures[6]) and times[6] == -1
+    assert np.delete(exposures, 6).tolist() == [1.0] * 9 and (np.delete(times, 6) > 0).all()
+    np.testing.assert_array_equal(hs.load(tmp_path / "out" / "scan.zspy").data, data[..., ::-1, :])
+
+
 def test_each_archive_is_reported_as_soon_as_it_is_in_place(files, tmp_path):
     seen = []
 
