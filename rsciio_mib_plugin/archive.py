@@ -32,8 +32,8 @@ from ._api import _load, signal_dict
 from .errors import MIBFormatError, MIBWarning
 from .header import parse_evidence
 from .preview import aperture, disc_mask, plot_preview
-from .read import _read_groups, read_headers
-from .source import check_path, is_url, segment_source
+from .read import _read_groups
+from .source import check_path, is_url
 from .transform import grouped_frames
 
 FORMATS = ("zspy", "hspy")
@@ -255,8 +255,12 @@ class Summaries:
     nav: tuple[int, ...]
     frame: tuple[int, int]
     dtype: np.dtype
+    scan: tuple[int, ...] = ()  # the source scan (before binning): times and exposures
     totals: np.ndarray = field(init=False)
     vbf: np.ndarray = field(init=False)
+    times: np.ndarray = field(init=False)
+    exposures: np.ndarray = field(init=False)
+    unreadable: list = field(default_factory=list)  # (frame, reason) of headers without time or exposure
     disc: tuple[float, float, float] | None = None
     disc_frames: int = 0
     aperture: tuple[slice, slice, np.ndarray] | None = None
@@ -266,6 +270,17 @@ class Summaries:
     def __post_init__(self):
         self.totals = np.zeros(self.nav, np.uint64)
         self.vbf = np.zeros(self.nav, np.uint64)
+        self.times = np.full(self.scan, -1, np.int64)
+        self.exposures = np.full(self.scan, np.nan)
+
+    def add_headers(self, positions: np.ndarray, frames: np.ndarray, heads: np.ndarray) -> None:
+        """Times and exposures of the frame headers ``heads`` (frames ``frames`` at source scan ``positions``)."""
+        real = frames >= 0
+        if real.any():
+            headers = np.ascontiguousarray(heads[real]).view(f"S{heads.shape[1]}").ravel()
+            times, exposures = _times_and_exposures(headers, frames[real], self.unreadable)
+            self.times.reshape(-1)[positions[real]] = times
+            self.exposures.reshape(-1)[positions[real]] = exposures
 
     def find_disc(self, frames: np.ndarray) -> None:
         """The bright-field disc, in the mean of ``frames`` (at least one scan line)."""
@@ -352,9 +367,12 @@ class Job:
         rest = tuple(slice(0, n) for n in self.nav[1:])
         return [(slice(a, min(a + step, self.nav[0])),) + rest for a in range(0, self.nav[0], step)]
 
-    def read_groups(self, groups: np.ndarray, out: np.ndarray) -> None:
-        """The output frames of ``groups`` (source frames per output position) into ``out``."""
-        _read_groups(self.prop.source, self.prop.segments, self.prop.geometry, self.transform, groups, out, 1, True)
+    def read_groups(self, groups: np.ndarray, out: np.ndarray, heads: np.ndarray | None = None) -> None:
+        """The output frames of ``groups`` (source frames per output position) into ``out``, their headers
+        into ``heads``."""
+        _read_groups(
+            self.prop.source, self.prop.segments, self.prop.geometry, self.transform, groups, out, 1, True, heads
+        )
 
     def read_block(self, nav_slices) -> np.ndarray:
         """The output frames under ``nav_slices``, flat along the scan."""
@@ -419,11 +437,18 @@ class Job:
         }
 
     def stream(self, write, threads: int, progress) -> Summaries:
-        summaries = Summaries(self.nav, self.frame, self.dtype)
+        scan = self.plan.shape or ()
+        summaries = Summaries(self.nav, self.frame, self.dtype, scan)
         blocks = self.blocks()
         index_of = np.arange(math.prod(self.nav)).reshape(self.nav) if self.nav else np.zeros((), int)
+        positions = np.arange(math.prod(scan)).reshape(scan)
+
+        def position_numbers(source_slices):
+            return positions if source_slices is None else positions[source_slices]
+
         frame_bytes = math.prod(self.frame) * self.dtype.itemsize
         per_piece = max(1, PIECE_BYTES // frame_bytes)
+        header_bytes = self.prop.geometry.header_bytes
         local = threading.local()
 
         def work(nav_slices, first=False):
@@ -433,15 +458,19 @@ class Job:
                 buffer = local.buffer = np.empty(math.prod(shape), self.dtype)
             block = buffer[: math.prod(shape)].reshape((-1,) + self.frame)
             groups = grouped_frames(self.plan.frame_numbers, nav_slices, self.transform.bin_navigation)
+            heads = np.empty((groups.size, header_bytes), np.uint8)  # the headers, read on the way
             index = index_of[nav_slices].reshape(-1)
             if first:  # the aperture is found in the mean of the first block (at least one scan line)
-                self.read_groups(groups, block)
+                self.read_groups(groups, block, heads)
                 summaries.find_disc(block)
+            per_group = groups.shape[1]
             for i in range(0, len(block), per_piece):  # summarised while the piece is in the CPU cache
                 piece = slice(i, i + per_piece)
                 if not first:
-                    self.read_groups(groups[piece], block[piece])
+                    self.read_groups(groups[piece], block[piece], heads[i * per_group : (i + per_piece) * per_group])
                 summaries.add(index[piece], block[piece])
+            where = grouped_frames(position_numbers, nav_slices, self.transform.bin_navigation)
+            summaries.add_headers(where.ravel(), groups.ravel(), heads)
             write(nav_slices, block.reshape(shape))
             if progress is not None:
                 progress(groups.size * self.prop.geometry.frame_bytes)
@@ -516,7 +545,16 @@ class Job:
         from hyperspy.io import dict2signal
 
         nav_size = max(1, math.prod(self.nav))
-        times, exposures = self.frame_times()
+        times, exposures = summaries.times, summaries.exposures
+        if summaries.unreadable:
+            unreadable = sorted(summaries.unreadable)
+            listed = ", ".join(str(f) for f, _ in unreadable[:5]) + (", ..." if len(unreadable) > 5 else "")
+            warnings.warn(
+                f"{self.prop.source.name}: the time or exposure of {len(unreadable)} frame(s) ({listed}) cannot be "
+                f"read ({unreadable[0][1]}); Summaries hold -1 and NaN for them",
+                MIBWarning,
+                stacklevel=4,
+            )
         signal = dict2signal(self.signal, lazy=True)
         signal.metadata.set_item(
             "Summaries",
@@ -541,40 +579,6 @@ class Job:
             warnings.simplefilter("ignore", FutureWarning)  # zarr's notes about its next major version
             signal.save(temp, write_dataset=False, overwrite=True, file_format=self.codec.format.upper())
 
-    def frame_times(self) -> tuple[np.ndarray, np.ndarray]:
-        """Start times (ns since 1970, -1 unknown) and exposures (ms, NaN unknown) of the frames read.
-
-        Headers are read and parsed :data:`HEADERS_AT_ONCE` at a time (bounded
-        memory on any scan); a header whose time or exposure cannot be read
-        leaves -1 and NaN for that frame, with one warning naming the frames.
-        """
-        frames = self.plan.frame_numbers()
-        times = np.full(frames.size, -1, np.int64)
-        exposures = np.full(frames.size, np.nan)
-        real = np.flatnonzero(frames >= 0)
-        unreadable: list[tuple[int, str]] = []
-        for seg in self.prop.segments:
-            local = real[(frames[real] >= seg.first) & (frames[real] < seg.first + seg.count)]
-            source = segment_source(seg) if seg.path else self.prop.source
-            for i in range(0, local.size, HEADERS_AT_ONCE):
-                at = local[i : i + HEADERS_AT_ONCE]
-                headers = read_headers_at(source, self.prop.geometry, frames[at] - seg.first)
-                times[at], exposures[at] = _times_and_exposures(headers, frames[at], unreadable)
-        if unreadable:
-            listed = ", ".join(str(f) for f, _ in unreadable[:5]) + (", ..." if len(unreadable) > 5 else "")
-            warnings.warn(
-                f"{self.prop.source.name}: the time or exposure of {len(unreadable)} frame(s) ({listed}) cannot be "
-                f"read ({unreadable[0][1]}); Summaries hold -1 and NaN for them",
-                MIBWarning,
-                stacklevel=4,
-            )
-        shape = self.plan.shape or ()
-        return times.reshape(shape), exposures.reshape(shape)
-
-
-#: Frame headers read and parsed at once for the summaries' times and exposures.
-HEADERS_AT_ONCE = 16384
-
 
 def _times_and_exposures(headers: np.ndarray, numbers: np.ndarray, unreadable: list) -> tuple:
     """Times (ns, -1 unknown) and exposures (ms, NaN unknown) of ``headers`` (frames ``numbers``).
@@ -597,15 +601,6 @@ def _times_and_exposures(headers: np.ndarray, numbers: np.ndarray, unreadable: l
         times[j] = -1 if stamps is None else stamps[0]
         exposures[j] = ms[0]
     return times, exposures
-
-
-def read_headers_at(source, geometry, frames: np.ndarray) -> np.ndarray:
-    """Headers of the given (local) frame numbers, consecutive runs read together."""
-    out = []
-    breaks = np.flatnonzero(np.diff(frames) != 1) + 1
-    for run in np.split(frames, breaks):
-        out.append(read_headers(source, geometry, int(run[0]), run.size))
-    return np.concatenate(out) if out else np.array([], dtype=f"S{geometry.header_bytes}")
 
 
 def _bounding_box(mask: np.ndarray) -> tuple[slice, slice, np.ndarray]:

@@ -135,6 +135,23 @@ def test_summaries_over_many_blocks_and_pieces(tmp_path, monkeypatch, threads):
     assert summaries.frame_totals[2, 3] == 0
 
 
+def test_times_and_exposures_of_every_frame_when_binning(tmp_path):
+    import hyperspy.api as hs
+
+    from rsciio_mib_plugin import load_mib_data, parse_timestamps
+
+    data = RNG.integers(0, 50, size=(4, 6, 16, 256), dtype=np.uint16)
+    path = write_mib(tmp_path / "scan.mib", data, exposure=np.linspace(0.001, 0.024, 24))
+    convert(path, tmp_path / "out", bin_navigation=2)
+    back = hs.load(tmp_path / "out" / "scan.zspy")
+    assert back.data.shape == (2, 3, 16, 256)
+    times, exposures = back.metadata.Summaries.frame_start_times_ns, back.metadata.Summaries.frame_exposures_ms
+    headers = load_mib_data(path, return_headers=True)[1]
+    expected = np.array([np.datetime64(t.rstrip("Z"), "ns") for t in parse_timestamps(headers)], dtype=np.int64)
+    np.testing.assert_array_equal(times, expected.reshape(4, 6))  # in scan order, before binning
+    np.testing.assert_allclose(exposures, np.linspace(1, 24, 24).reshape(4, 6))
+
+
 @pytest.mark.parametrize("fmt", ["zspy", "hspy"])
 def test_binned_and_gapped_archives(files, tmp_path, fmt):
     import hyperspy.api as hs
@@ -161,11 +178,11 @@ def test_interrupted_conversion_leaves_nothing(files, tmp_path, monkeypatch):
     calls = []
     original = archive.Job.read_groups
 
-    def failing(self, groups, out):
+    def failing(self, groups, out, heads=None):
         calls.append(1)
         if len(calls) == 3:  # the ratio sample, the first scan line, then half way through the second
             raise KeyboardInterrupt("killed half way")
-        return original(self, groups, out)
+        return original(self, groups, out, heads)
 
     monkeypatch.setattr(archive, "BLOCK_BYTES", 1)  # one scan line per block
     monkeypatch.setattr(archive.Job, "read_groups", failing)
@@ -225,7 +242,7 @@ def test_an_unreadable_exposure_is_a_gap_in_the_summaries_not_a_failure(tmp_path
     import rsciio_mib_plugin.archive as archive
     from rsciio_mib_plugin import MIBWarning
 
-    monkeypatch.setattr(archive, "HEADERS_AT_ONCE", 4)  # the bad header in the second of three batches
+    monkeypatch.setattr(archive, "BLOCK_BYTES", 1)  # one scan line per block: the bad header in the second
     data = RNG.integers(0, 100, size=(2, 5, 16, 256), dtype=np.uint16)
     path = write_mib(tmp_path / "scan.mib", data)
     raw = bytearray(path.read_bytes())
