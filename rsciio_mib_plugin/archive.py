@@ -572,7 +572,8 @@ class Job:
                 },
                 "frame_start_times_ns": np.atleast_1d(times),
                 "frame_exposures_ms": np.atleast_1d(exposures),
-                "note": "times and exposures of the frames read, in scan order (before binning); -1 for blank frames",
+                "note": "times and exposures of the frames read, in scan order (before binning); -1 and NaN where "
+                "unknown (blank frames, frames left out of the bins, headers that do not say)",
             },
         )
         with warnings.catch_warnings():
@@ -583,12 +584,14 @@ class Job:
 def _times_and_exposures(headers: np.ndarray, numbers: np.ndarray, unreadable: list) -> tuple:
     """Times (ns, -1 unknown) and exposures (ms, NaN unknown) of ``headers`` (frames ``numbers``).
 
-    When any header is malformed, each is parsed on its own and the bad ones are
-    added to ``unreadable`` as ``(frame number, reason)``.
+    When any header is malformed, or any time unreadable, each is parsed on its
+    own: the malformed ones are added to ``unreadable`` as ``(frame number,
+    reason)``, the others keep what they say.
     """
     try:
         stamps, ms, _ = parse_evidence(headers)
-        return (-1 if stamps is None else stamps), ms
+        if stamps is not None or len(headers) == 1:
+            return (-1 if stamps is None else stamps), ms
     except MIBFormatError:
         pass
     times, exposures = np.full(len(headers), -1, np.int64), np.full(len(headers), np.nan)

@@ -259,6 +259,25 @@ def test_an_unreadable_exposure_is_a_gap_in_the_summaries_not_a_failure(tmp_path
     np.testing.assert_array_equal(hs.load(tmp_path / "out" / "scan.zspy").data, data[..., ::-1, :])
 
 
+def test_a_frame_time_in_another_format_leaves_the_others(tmp_path):
+    """One header whose time does not parse (no error: the headers say it their way) costs that frame only."""
+    import hyperspy.api as hs
+
+    data = RNG.integers(0, 100, size=(2, 4, 16, 256), dtype=np.uint16)
+    path = write_mib(tmp_path / "scan.mib", data)
+    raw = bytearray(path.read_bytes())
+    at = 5 * (384 + 16 * 256 * 2)  # frame 5's header: its MQ1A time in US style, same length
+    head = bytes(raw[at : at + 384])
+    fields = head.split(b",")
+    i = fields.index(b"MQ1A") + 1
+    fields[i] = b"6/14/2024 11:31:21 AM".ljust(len(fields[i]))
+    raw[at : at + 384] = b",".join(fields)
+    path.write_bytes(bytes(raw))
+    convert(path, tmp_path / "out")
+    times = hs.load(tmp_path / "out" / "scan.zspy").metadata.Summaries.frame_start_times_ns.ravel()
+    assert times[5] == -1 and (np.delete(times, 5) > 0).all()
+
+
 def test_each_archive_is_reported_as_soon_as_it_is_in_place(files, tmp_path):
     seen = []
 
