@@ -278,6 +278,29 @@ def test_a_frame_time_in_another_format_leaves_the_others(tmp_path):
     assert times[5] == -1 and (np.delete(times, 5) > 0).all()
 
 
+def test_a_series_of_files_is_one_archive_with_every_frame_time(tmp_path, monkeypatch):
+    import hyperspy.api as hs
+
+    import rsciio_mib_plugin.archive as archive
+
+    data = RNG.integers(0, 100, size=(3, 4, 16, 256), dtype=np.uint16)
+    flat = data.reshape(-1, 16, 256)
+    start = 0
+    times = np.datetime64("2026-11-24T12:00", "ns").astype(np.int64) + np.arange(12) * 1_000_000
+    for i, size in enumerate([5, 4, 3]):  # scan1.mib, scan2.mib, scan3.mib, frames numbered on
+        part = slice(start, start + size)
+        write_mib(tmp_path / f"scan{i + 1}.mib", flat[part], first_number=start + 1, timestamps=times[part], hdr=False)
+        start += size
+    write_mib(tmp_path / "tmp.mib", data)  # the acquisition's .hdr beside the first file
+    (tmp_path / "tmp.hdr").rename(tmp_path / "scan1.hdr")
+    (tmp_path / "tmp.mib").unlink()
+    monkeypatch.setattr(archive, "BLOCK_BYTES", 2 * 4 * 16 * 256 * 2)  # two scan lines a block: across the files
+    convert(tmp_path / "scan2.mib", tmp_path / "out", series=True)
+    back = hs.load(tmp_path / "out" / "scan2.zspy")
+    np.testing.assert_array_equal(back.data, data[..., ::-1, :])
+    np.testing.assert_array_equal(back.metadata.Summaries.frame_start_times_ns, times.reshape(3, 4))
+
+
 def test_each_archive_is_reported_as_soon_as_it_is_in_place(files, tmp_path):
     seen = []
 
