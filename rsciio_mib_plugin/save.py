@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .write import write_mib
+from .format.write import write_mib
 
 
 def file_writer(filename, signal: dict, flip_y: bool = True, counter_depth: int | None = None, **kwds) -> None:

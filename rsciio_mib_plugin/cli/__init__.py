@@ -1,0 +1,5 @@
+"""The ``rsciio-mib`` command line."""
+
+from .commands import main
+
+__all__ = ["main"]

@@ -1,0 +1,163 @@
+"""Find and parse the ``.hdr`` acquisition-header side file (mib-format.md §9)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+from ..errors import MIBWarning
+
+#: Real ``.hdr`` files are 2048 bytes (§9.1); anything far larger is not one.
+MAX_HDR_BYTES = 1 << 20
+
+# Keys are matched on stable prefixes because their bracketed parts changed
+# across software versions (§9.2).
+FRAMES_IN_ACQUISITION = "Frames in Acquisition"
+FRAMES_PER_TRIGGER = "Frames per Trigger"
+COUNTER_DEPTH = "Counter Depth"
+ACTIVE_COUNTERS = "Active Counters"
+SCAN_X = "ScanX"
+SCAN_Y = "ScanY"
+
+
+def find_hdr_of_any(mib_paths: list) -> Path | None:
+    """The ``.hdr`` of the first of ``mib_paths`` that has one.
+
+    The usual spellings are tried first; otherwise each folder is listed once
+    (any case of ``.hdr`` and of the stem), so a series of thousands of files
+    opens in linear time.
+    """
+    listings: dict[Path, dict[str, Path]] = {}
+    for mib_path in map(Path, mib_paths):
+        for suffix in (".hdr", ".HDR", ".Hdr"):
+            candidate = mib_path.with_suffix(suffix)
+            if candidate.is_file():
+                return candidate
+        if mib_path.parent not in listings:
+            try:
+                entries = list(mib_path.parent.iterdir())
+            except OSError:
+                entries = []
+            listings[mib_path.parent] = {e.stem.lower(): e for e in entries if e.suffix.lower() == ".hdr"}
+        found = listings[mib_path.parent].get(mib_path.stem.lower())
+        if found is not None and found.is_file():
+            return found
+    return None
+
+
+def parse_hdr_text(text: str) -> dict[str, str]:
+    """Parse the text of a ``.hdr`` file into ``{key: value}``.
+
+    Lines are ``Key:<TAB>Value``; each line is split at its first TAB (keys
+    contain colons and brackets, values contain colons), the key loses its
+    trailing colon and the value its line ending, as the Merlin software
+    wrote them and as RosettaSciIO's reader keeps them (§9.1); readers of a
+    value strip it (:func:`hdr_get`). Lines with a colon but no TAB are read
+    too. The ``HDR,`` and ``End`` lines are skipped.
+    """
+    result = {}
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("HDR") or line.strip() == "End":
+            continue
+        if "\t" in line:
+            key, value = line.split("\t", 1)
+            key = key.rstrip(":")
+        elif ":" in line:
+            key, value = line.split(":", 1)
+            key, value = key.strip(), value.strip()
+        else:
+            continue
+        if key.strip():
+            result[key] = value
+    return result
+
+
+def read_hdr(path: str | os.PathLike) -> dict[str, str] | None:
+    """Read a ``.hdr`` side file; on any problem warn once and return ``None``.
+
+    The file is decoded as Latin-1 (older keys contain ``µ``, §9.1) and read
+    with a size cap, so a huge or binary file cannot exhaust memory.
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_HDR_BYTES + 1)
+    except OSError as err:
+        warnings.warn(
+            f"{path}: cannot read the .hdr side file ({err}); using the frame headers only", MIBWarning, stacklevel=3
+        )
+        return None
+    if len(raw) > MAX_HDR_BYTES:
+        warnings.warn(
+            f"{path}: the .hdr side file is larger than {MAX_HDR_BYTES} bytes, so it is "
+            "not a Merlin acquisition header; using the frame headers only",
+            MIBWarning,
+            stacklevel=3,
+        )
+        return None
+    if b"\x00" in raw.rstrip(b"\x00 "):
+        warnings.warn(
+            f"{path}: the .hdr side file contains binary data; using the frame headers only", MIBWarning, stacklevel=3
+        )
+        return None
+    parsed = parse_hdr_text(raw.decode("latin-1"))
+    if not parsed:
+        warnings.warn(
+            f"{path}: the .hdr side file has no 'Key:<TAB>Value' lines; using the frame headers only",
+            MIBWarning,
+            stacklevel=3,
+        )
+        return None
+    check_numbers(parsed, path)
+    return parsed
+
+
+#: Keys whose values decide how frames are read: each must be a whole number.
+NUMERIC_KEYS = (SCAN_X, SCAN_Y, FRAMES_IN_ACQUISITION, FRAMES_PER_TRIGGER, COUNTER_DEPTH)
+
+
+def check_numbers(hdr: dict[str, str], name) -> None:
+    """Warn once per key whose value is not a whole number >= 0 (it is then ignored)."""
+    for prefix in NUMERIC_KEYS:
+        key = next((k for k in hdr if k.strip().lower().startswith(prefix.lower())), None)
+        if key is None:
+            continue
+        text, value = hdr[key].strip(), hdr_int(hdr, prefix)
+        if value is None or value < 0:
+            warnings.warn(
+                f"{name}: .hdr key {key!r} is {text[:40]!r}, not a whole number; it is ignored",
+                MIBWarning,
+                stacklevel=4,
+            )
+        elif text.split()[0] != str(value):  # e.g. "4.0"
+            warnings.warn(f"{name}: .hdr key {key!r} is {text[:40]!r}, read as {value}", MIBWarning, stacklevel=4)
+
+
+def hdr_get(hdr: dict[str, str] | None, prefix: str) -> str | None:
+    """Value of the first key starting with ``prefix`` (case-insensitive)."""
+    if not hdr:
+        return None
+    prefix = prefix.lower()
+    for key, value in hdr.items():
+        if key.strip().lower().startswith(prefix):
+            return value.strip()
+    return None
+
+
+def hdr_int(hdr: dict[str, str] | None, prefix: str) -> int | None:
+    """Integer value of a ``.hdr`` key, ``None`` when missing or not a number."""
+    value = hdr_get(hdr, prefix)
+    if value is None:
+        return None
+    words = value.split()
+    if not words or len(words[0]) > 12:  # nothing real has more digits
+        return None
+    try:
+        return int(words[0])
+    except ValueError:
+        pass
+    try:
+        number = float(words[0])  # "4.0" from some software versions
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() else None
