@@ -286,7 +286,7 @@ def describe(path, series: bool = False, storage_options: dict | None = None) ->
         "first_timestamp": first + zone,
         "last_timestamp": last + zone,
         "hdr": str(prop.hdr_path) if prop.hdr_path else None,
-        "mpx_capture": prop.stream,
+        "mpx_capture": prop.mpx_capture,
         "trailing_bytes": prop.trailing_bytes,
         "warnings": [str(w.message) for w in caught],
     }
@@ -352,36 +352,11 @@ def _text_block(r: dict) -> str:
 
 
 def preview(path, output, navigation_shape=None, progress: bool = False, storage_options=None) -> Path:
-    """Mean pattern (log scale) and virtual bright-field image, computed lazily."""
-    import numpy as np
+    """Mean pattern (log scale) and virtual bright-field image, computed lazily (:func:`.scan_preview`)."""
+    from .._progress import dask_progress
+    from ..reader.preview import scan_preview
 
-    from .._api import file_reader
-    from ..reader.preview import aperture, disc_mask, plot_preview
-
-    (d,) = file_reader(path, lazy=True, navigation_shape=navigation_shape, storage_options=storage_options)[:1]
-    data = d["data"]
-    nav = data.ndim - 2
-    mean = np.asarray(_compute(data.mean(axis=tuple(range(nav))) if nav else data, progress), dtype=float)
-    disc = aperture(mean)
-    vbf = _compute((data * disc_mask(mean.shape, disc)).sum(axis=(-2, -1)), progress) if nav else None
-    return plot_preview(mean, vbf, disc, str(path), output)
-
-
-def _compute(array, progress: bool):
-    """Compute a dask array, with a bar on stderr only when asked (bars flood logs)."""
-    with _progress(progress):
-        return array.compute()
-
-
-def _progress(enabled: bool):
-    """dask's progress bar on stderr for the computations inside, or nothing."""
-    import contextlib
-
-    if not enabled:
-        return contextlib.nullcontext()
-    from dask.diagnostics import ProgressBar
-
-    return ProgressBar(out=sys.stderr)
+    return scan_preview(path, output, navigation_shape, dask_progress(progress), storage_options)
 
 
 def _view(args) -> int:
@@ -401,15 +376,12 @@ def _view(args) -> int:
 def _convert(args) -> int:
     import os
 
+    from .._progress import progress_bar
     from ..conversion.archive import convert
     from ..sources.source import Remote, is_url
 
     sizes = [Remote(p, args.storage_options).size() if is_url(p) else os.path.getsize(p) for p in _inputs(args.files)]
-    bar = None
-    if args.progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=sum(sizes), unit="B", unit_scale=True, unit_divisor=1024, desc="convert", file=sys.stderr)
+    bar = progress_bar(args.progress, sum(sizes), "B", "convert")
 
     def done(r: dict) -> None:  # one line per archive, as soon as it is in place
         shape = "x".join(map(str, r["shape"]))
@@ -544,14 +516,15 @@ def _watch(args) -> int:
     import time
 
     from ..live.acquisition import follow
-    from ..reader.preview import LivePreview
+    from ..live.preview import LivePreview
+    from ..reader.preview import scan_preview
 
     path = Path(args.file)
     output = Path(args.preview or path.with_name(path.stem + "_live.png"))
     live, shown = None, 0.0
     for first, frames in follow(path, frames=args.frames, timeout=args.timeout):
         if live is None:
-            live = LivePreview.for_file(path, frames, args.navigation_shape, args.frames)
+            live = LivePreview(path, frames.shape[1:], args.navigation_shape)
         live.add(first, frames)
         if time.monotonic() - shown >= args.interval:
             live.save(output, str(path))
@@ -559,7 +532,7 @@ def _watch(args) -> int:
     if live is None:
         _error("watch", f"{path}: no frames arrived")
         return 1
-    live.save(output, str(path))
+    scan_preview(path, output, args.navigation_shape)  # the file is complete: the picture `view` draws
     print(clean(f"{path}: {live.frames} frames seen, preview {output}"), flush=True)
     return 0
 
@@ -603,7 +576,7 @@ def demo_scan(scan=(24, 32), frame=(256, 256), seed=0):
     return np.clip(data, 0, 4095)
 
 
-def write_demo(folder) -> Path:
+def write_demo(folder, scan=(24, 32), frame=(256, 256)) -> Path:
     """Write the demo scan as a pixel-triggered acquisition: a ``.hdr`` without
     the scan shape (one frame per trigger), lines told apart by the flyback
     gaps in the frame timestamps."""
@@ -611,7 +584,7 @@ def write_demo(folder) -> Path:
 
     from ..format.write import write_mib
 
-    data = demo_scan()
+    data = demo_scan(scan, frame)
     ny, nx = data.shape[:2]
     step = int(DEMO_DWELL_S * 1e9)
     times = np.arange(ny * nx, dtype=np.int64) * step + np.repeat(np.arange(ny), nx) * int(DEMO_FLYBACK_S * 1e9)

@@ -17,8 +17,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import secrets
-import shutil
 import threading
 import time
 import warnings
@@ -32,8 +30,9 @@ from ..errors import MIBFormatError, MIBWarning
 from ..format.frame_header import parse_evidence
 from ..reader.frames import _read_groups
 from ..reader.load import load_datasets, signal_dict
-from ..reader.preview import aperture, disc_mask, plot_preview
+from ..reader.preview import aperture_of, disc_mask, plot_preview, sample_positions
 from ..reader.transforms import grouped_frames
+from ..sources.atomic import replacing
 from ..sources.source import check_path, is_url
 
 FORMATS = ("zspy", "hspy")
@@ -282,14 +281,13 @@ class Summaries:
             self.times.reshape(-1)[positions[real]] = times
             self.exposures.reshape(-1)[positions[real]] = exposures
 
-    def find_disc(self, frames: np.ndarray) -> None:
-        """The bright-field disc, in the mean of ``frames`` (at least one scan line)."""
-        self.disc = aperture(frames.mean(axis=0))
-        self.disc_frames = frames.shape[0]
+    def set_disc(self, disc: tuple[float, float, float], frames: int) -> None:
+        """The bright-field aperture (found in the mean of ``frames`` frames, :func:`.aperture_of`)."""
+        self.disc, self.disc_frames = disc, frames
         self.aperture = _bounding_box(disc_mask(self.frame, self.disc))
 
     def add(self, index: np.ndarray, frames: np.ndarray) -> None:
-        """Add ``frames`` at flat scan positions ``index`` (after :meth:`find_disc`)."""
+        """Add ``frames`` at flat scan positions ``index`` (after :meth:`set_disc`)."""
         part = getattr(self.local, "part", None)
         if part is None:
             part = self.local.part = [np.zeros(self.frame, np.uint64), np.zeros(self.frame, self.dtype)]
@@ -381,6 +379,16 @@ class Job:
         self.read_groups(groups, out)
         return out
 
+    def find_aperture(self) -> tuple[tuple[float, float, float], int]:
+        """The bright-field aperture by the one rule every preview follows (:func:`.sample_positions`)."""
+        nav = self.nav or (1,)
+        everywhere = tuple(slice(0, n) for n in self.nav)
+        groups = grouped_frames(self.plan.frame_numbers, everywhere, self.transform.bin_navigation)
+        positions = sample_positions(math.prod(nav), math.prod(self.frame) * self.dtype.itemsize)
+        sample = np.empty((positions.size,) + self.frame, self.dtype)
+        self.read_groups(groups[positions], sample)
+        return aperture_of(sample), positions.size
+
     def sample_ratio(self) -> float:
         """Compression ratio of the first frames (up to :data:`SAMPLE_BYTES`), compressed in 1 MiB pieces."""
         codec = self.codec.numcodecs()
@@ -400,10 +408,9 @@ class Job:
         started = time.perf_counter()
         if self.chunks is None:
             self.chunks = archive_chunks(self.nav, self.frame, self.dtype, self.sample_ratio())
-        temp = self.target.with_name(f".{self.target.stem}.partial-{secrets.token_hex(4)}{self.target.suffix}")
-        try:
+        with replacing(self.target, overwrite, directory=self.codec.format == "zspy") as temp:
             with self.dataset(temp) as write:
-                summaries = self.stream(write, threads, progress)
+                summaries = self.run_pass(write, threads, progress)
             self.finish(temp, summaries)
             if preview:
                 vbf = summaries.vbf if self.nav else None
@@ -416,10 +423,6 @@ class Job:
                     self.target.with_name(f"{self.target.stem}_preview.png"),
                 )
             written = _size(temp)
-            _replace(temp, self.target, overwrite)
-        except BaseException:
-            _remove(temp)
-            raise
         seconds = time.perf_counter() - started
         raw = math.prod(self.shape) * self.dtype.itemsize
         return {
@@ -436,7 +439,7 @@ class Job:
             "disc": dict(zip(("row", "col", "radius"), summaries.disc)),
         }
 
-    def stream(self, write, threads: int, progress) -> Summaries:
+    def run_pass(self, write, threads: int, progress) -> Summaries:
         scan = self.plan.shape or ()
         summaries = Summaries(self.nav, self.frame, self.dtype, scan)
         blocks = self.blocks()
@@ -451,7 +454,9 @@ class Job:
         header_bytes = self.prop.geometry.header_bytes
         local = threading.local()
 
-        def work(nav_slices, first=False):
+        summaries.set_disc(*self.find_aperture())
+
+        def work(nav_slices):
             shape = tuple(s.stop - s.start for s in nav_slices) + self.frame
             buffer = getattr(local, "buffer", None)  # one per worker, reused: fresh memory costs page faults
             if buffer is None or buffer.size < math.prod(shape):
@@ -460,14 +465,10 @@ class Job:
             groups = grouped_frames(self.plan.frame_numbers, nav_slices, self.transform.bin_navigation)
             heads = np.empty((groups.size, header_bytes), np.uint8)  # the headers, read on the way
             index = index_of[nav_slices].reshape(-1)
-            if first:  # the aperture is found in the mean of the first block (at least one scan line)
-                self.read_groups(groups, block, heads)
-                summaries.find_disc(block)
             per_group = groups.shape[1]
             for i in range(0, len(block), per_piece):  # summarised while the piece is in the CPU cache
                 piece = slice(i, i + per_piece)
-                if not first:
-                    self.read_groups(groups[piece], block[piece], heads[i * per_group : (i + per_piece) * per_group])
+                self.read_groups(groups[piece], block[piece], heads[i * per_group : (i + per_piece) * per_group])
                 summaries.add(index[piece], block[piece])
             where = grouped_frames(position_numbers, nav_slices, self.transform.bin_navigation)
             summaries.add_headers(where.ravel(), groups.ravel(), heads)
@@ -475,13 +476,12 @@ class Job:
             if progress is not None:
                 progress(groups.size * self.prop.geometry.frame_bytes)
 
-        work(blocks[0], first=True)
-        if threads > 1 and len(blocks) > 2:
+        if threads > 1 and len(blocks) > 1:
             with ThreadPoolExecutor(threads) as pool:
-                for future in [pool.submit(work, b) for b in blocks[1:]]:
+                for future in [pool.submit(work, b) for b in blocks]:
                     future.result()
         else:
-            for b in blocks[1:]:
+            for b in blocks:
                 work(b)
         return summaries
 
@@ -568,7 +568,7 @@ class Job:
                     "centre_row": summaries.disc[0],
                     "centre_col": summaries.disc[1],
                     "radius": summaries.disc[2],
-                    "aperture_from": f"the mean pattern of the first {summaries.disc_frames} frames",
+                    "aperture_from": f"the mean pattern of {summaries.disc_frames} frames spread evenly over the scan",
                 },
                 "frame_start_times_ns": np.atleast_1d(times),
                 "frame_exposures_ms": np.atleast_1d(exposures),
@@ -633,28 +633,6 @@ def _size(path: Path) -> int:
     if path.is_dir():
         return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     return path.stat().st_size
-
-
-def _remove(path: Path) -> None:
-    """Remove one of our own temporary outputs."""
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-
-def _replace(temp: Path, target: Path, overwrite: bool) -> None:
-    """Rename the finished archive into place; an old one (with ``overwrite``) goes after."""
-    if target.exists():
-        if not overwrite:
-            raise FileExistsError(f"not overwriting {target} (it appeared during the conversion)")
-        old = target.with_name(f".{target.name}.old-{secrets.token_hex(4)}")
-        os.replace(target, old)
-        os.replace(temp, target)
-        _remove(old)
-    else:
-        os.replace(temp, target)
 
 
 __all__ = ["convert", "archive_chunks"]

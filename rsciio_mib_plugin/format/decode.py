@@ -35,7 +35,7 @@ def decode_frames(
         directly, no second copy); ``None`` keeps the file's layout.
     """
     n = payload.shape[0]
-    stored_gap = 2 if geometry.layout.endswith("G") else 0
+    stored_gap = geometry.stored_gap
     if gap is None:
         gap = stored_gap
     if out is None:
@@ -55,12 +55,12 @@ def decode_frames(
         hi = _unpack(payload[:, :half], 12).reshape(n, height, width // 2)
         lo = _unpack(payload[:, half:], 12).reshape(n, height, width // 2)
         stored = (hi.astype(np.uint32) << 12) | lo
-    elif geometry.layout in ("2x2", "2x2G"):
+    elif geometry.quad:
         # Quad 1-bit stays packed until the chips are in place.
         stored = _stream(payload, geometry.depth).reshape(n, height, -1)
     else:
         stored = _unpack(payload, geometry.depth).reshape(n, height, width)
-    if geometry.layout in ("2x2", "2x2G"):
+    if geometry.quad:
         _assemble_quad(stored, out, gap=gap, packed=geometry.depth == 1)
     else:
         out[...] = stored

@@ -64,7 +64,7 @@ class FrameHeader:
     @property
     def gap(self) -> bool:
         """True when the layout inserts gap pixels between chips (``2x2G``)."""
-        return self.layout.endswith("G")
+        return stored_gap(self.layout) > 0
 
     @property
     def exposure_ms(self) -> float:
@@ -98,6 +98,50 @@ class FrameHeader:
             if value is not None:
                 out[key] = value
         return out
+
+
+def stored_gap(layout: str) -> int:
+    """Pixels stored between the chips of a frame: 2 in the ``2x2G`` layout, else 0 (docs/format.md §8)."""
+    return 2 if layout.strip() == "2x2G" else 0
+
+
+def read_header(more, source: str = "<buffer>", frame: int = 0, offset: int = 0) -> tuple[FrameHeader, bytes]:
+    """The frame header at the front of a byte stream, and its bytes.
+
+    How any reader starts: the first bytes give the header length (field 2),
+    then the rest of the header is read and parsed. ``more(n)`` returns the
+    next ``n`` bytes (fewer only where the data ends): a file read from
+    ``offset``, a socket, a file still being written.
+
+    Raises
+    ------
+    MIBFormatError
+        When there is no data, the header is malformed, or fewer bytes
+        follow than its length states.
+    """
+    probe = bytes(more(PROBE_BYTES))
+    if not probe:
+        raise MIBFormatError(f"{where(source, frame, offset)}: no data (empty file or buffer)")
+    length = header_length(probe, source, frame, offset)
+    raw = probe[:length] + (bytes(more(length - len(probe))) if length > len(probe) else b"")
+    if len(raw) < length:
+        raise MIBFormatError(
+            f"{where(source, frame, offset)}: header length (field 2) is {length} bytes "
+            f"but only {len(raw)} bytes follow"
+        )
+    return parse_header(raw, source, frame, offset), raw
+
+
+def reading_from(pread, offset: int):
+    """``more(n)`` for :func:`read_header`: consecutive reads from ``offset`` with ``pread(offset, n)``."""
+    position = [offset]
+
+    def more(n: int) -> bytes:
+        data = pread(position[0], n)
+        position[0] += len(data)
+        return data
+
+    return more
 
 
 def header_length(probe: bytes, source: str = "<buffer>", frame: int = 0, offset: int = 0) -> int:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import MIBFormatError, where
-from .frame_header import PROCESSED_BITS, RAW_SLOT_BITS, FrameHeader
+from .frame_header import PROCESSED_BITS, RAW_SLOT_BITS, FrameHeader, stored_gap
 
 #: Chips per quad layout and the decoded frame shape (mib-format.md §4.5, §8).
 QUAD_LAYOUTS = ("2x2", "2x2G")
@@ -37,6 +37,25 @@ class Geometry:
     @property
     def frame_bytes(self) -> int:
         return self.header_bytes + self.payload_bytes
+
+    @property
+    def quad(self) -> bool:
+        """Four chips in a square (``2x2`` or ``2x2G``)."""
+        return self.layout.strip() in QUAD_LAYOUTS
+
+    @property
+    def stored_gap(self) -> int:
+        """Pixels between the chips as the frames are stored (docs/format.md §8)."""
+        return stored_gap(self.layout)
+
+    def offset(self, frame, base: int = 0, prefix: int = 0):
+        """Byte offset of the header of ``frame`` (an int or an array of them).
+
+        Frames follow each other from ``base`` (the first frame's header),
+        each ``prefix`` bytes (an MPX capture's message prefix) plus
+        :attr:`frame_bytes` long (docs/format.md §1, §12).
+        """
+        return base + frame * (prefix + self.frame_bytes)
 
 
 def frame_geometry(header: FrameHeader, hdr_depth: int | None = None, source: str = "<buffer>") -> Geometry:
@@ -100,7 +119,7 @@ def frame_geometry(header: FrameHeader, hdr_depth: int | None = None, source: st
                 f"{where(source, 0, 0)}: quad RAW frame is {width} pixels wide, expected "
                 f"{2048 if depth == 24 else 1024} (four 256-pixel chips per row)"
             )
-        gap = 2 if layout.endswith("G") else 0
+        gap = stored_gap(layout)
         shape = (2 * height + gap, 512 + gap)
     elif layout == "1x1":
         shape = (height, real_width)

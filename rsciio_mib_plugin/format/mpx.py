@@ -28,8 +28,8 @@ class Capture:
     frame_message_bytes: int  # body bytes of one frame message
 
 
-def message_length(prefix: bytes, name: str, offset: int) -> int:
-    """Body length of the message whose 15-byte prefix is given."""
+def message_length(prefix: bytes, name: str, offset: int, limit: int | None = None) -> int:
+    """Body length of the message whose 15-byte prefix is given (at most ``limit`` bytes)."""
     if len(prefix) < PREFIX or prefix[:4] != MAGIC or prefix[14:15] != b",":
         raise MIBFormatError(
             f"{where(name, None, offset)}: expected an 'MPX,<10 digits>,' message prefix, found {bytes(prefix[:PREFIX])!r}"
@@ -40,6 +40,10 @@ def message_length(prefix: bytes, name: str, offset: int) -> int:
     length = int(digits) - 1
     if length <= 0:
         raise MIBFormatError(f"{where(name, None, offset)}: MPX message length {int(digits)} is too small")
+    if limit is not None and length > limit:
+        raise MIBFormatError(
+            f"{where(name, None, offset)}: MPX message length {length} is more than the {limit} bytes expected"
+        )
     return length
 
 

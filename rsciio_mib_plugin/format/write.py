@@ -7,13 +7,12 @@ RAW packing §4.2-§4.5, the ``.hdr`` §9.1.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..sources.atomic import replacing
 from .frame_header import TIME_RANGE
 from .mpx import mpx_message
 
@@ -162,15 +161,15 @@ def write_mib(
     # Everything is checked and built: only now is anything written, under
     # temporary names renamed at the end, so a failure never leaves a file
     # half-written or an existing one destroyed.
-    with _replacing(path) as f:
+    with replacing(path) as temp, open(temp, "wb") as f:
         if mpx and hdr_bytes is not None:
             f.write(mpx_message(b"HDR," + hdr_bytes[len(b"HDR,") :].rstrip(b" ")))
         for i in range(n):
             frame = headers[i] + payloads[i].tobytes()
             f.write(mpx_message(frame) if mpx else frame)
         if hdr_bytes is not None and not mpx:
-            with _replacing(hdr_path) as h:
-                h.write(hdr_bytes)
+            with replacing(hdr_path) as hdr_temp:
+                hdr_temp.write_bytes(hdr_bytes)
     return path
 
 
@@ -199,31 +198,6 @@ def _per_frame(name: str, value, n: int, kind) -> np.ndarray:
     if kind is int and array.size and array.min() < 0:
         raise ValueError(f"`{name}` must be >= 0, got {value!r}")
     return np.broadcast_to(array.astype(kind), (n,))
-
-
-def _new_file_mode(path: Path) -> int:
-    """The mode the file would get from ``open(path, "wb")``: kept if it exists, else by the umask."""
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-@contextlib.contextmanager
-def _replacing(path: Path):
-    """Write to a temporary file beside ``path``; rename it to ``path`` only on success."""
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-        os.chmod(temp, _new_file_mode(path))
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
 
 
 def _frame_header_text(

@@ -21,7 +21,6 @@ import os
 import select
 import socket
 import struct
-import sys
 import threading
 import time
 import warnings
@@ -30,19 +29,21 @@ from pathlib import Path
 
 import numpy as np
 
+from .._progress import progress_bar
 from ..errors import MerlinCommandError, MIBFormatError, MIBWarning, where
+from ..format.control import MAX_MESSAGE_BYTES, STATUS, parse_reply, request_text
 from ..format.decode import decode_frames
-from ..format.frame_header import PROBE_BYTES, header_length, parse_header
+from ..format.frame_header import read_header, reading_from
 from ..format.geometry import Geometry, frame_geometry
-from ..format.hdr_file import COUNTER_DEPTH, FRAMES_IN_ACQUISITION, MAX_HDR_BYTES, hdr_int, parse_hdr_text, read_hdr
+from ..format.hdr_file import COUNTER_DEPTH, FRAMES_IN_ACQUISITION, MAX_HDR_BYTES, hdr_int, parse_hdr_text
 from ..format.mpx import PREFIX, message_length, mpx_message
 from ..reader.frames import BLOCK_BYTES, check_headers, first_bad_header
+from ..reader.side_file import find_hdr, read_hdr
+from ..sources.atomic import create_new, replacing
 from ..sources.source import Segment, check_path, open_fd, pread, read_exact
 
 CONTROL_PORT = 6341
 DATA_PORT = 6342
-#: Status codes at the end of every control reply (mib-format.md §12).
-STATUS = {0: "ok", 1: "busy", 2: "not recognised", 3: "out of range"}
 #: Kernel receive buffer asked for on the data port: fewer, larger reads.
 RECEIVE_BUFFER = 8 << 20
 #: Frames are moved socket -> pipe -> file by ``splice`` where the system has it (Linux).
@@ -92,15 +93,15 @@ class MerlinControl:
 
     def get(self, name: str) -> str:
         """The value of parameter ``name`` as the detector states it (text)."""
-        return self._request(f"GET,{name}")
+        return self._request(request_text("GET", name))
 
     def set(self, name: str, value) -> None:
         """Set parameter ``name`` to ``value``."""
-        self._request(f"SET,{name},{value}")
+        self._request(request_text("SET", name, value))
 
     def cmd(self, name: str) -> None:
         """Run command ``name`` (``STARTACQUISITION``, ``SOFTTRIGGER``, ``STOPACQUISITION`` ...)."""
-        self._request(f"CMD,{name}")
+        self._request(request_text("CMD", name))
 
     def _connect(self) -> socket.socket:
         if self._sock is None:
@@ -114,23 +115,22 @@ class MerlinControl:
         try:
             sock.sendall(mpx_message(body.encode("ascii")))
             prefix = _recv_exact(sock, PREFIX)
-            reply = _recv_exact(sock, message_length(prefix, name, 0)).decode("latin-1")
+            reply = _recv_exact(sock, message_length(prefix, name, 0, MAX_MESSAGE_BYTES)).decode("latin-1")
         except TimeoutError:
             self.close()
             raise TimeoutError(f"{name}: no reply to {body!r} within {self.timeout} s") from None
         except (EOFError, ConnectionError) as err:
             self.close()
             raise ConnectionError(f"{name}: connection lost waiting for the reply to {body!r} ({err})") from None
-        echo, _, code = reply.rpartition(",")
-        request = body if not body.startswith("SET,") else body.rsplit(",", 1)[0]
-        if not code.strip().isdigit() or not echo.startswith(request):
+        parsed = parse_reply(reply, body)
+        if parsed is None:
             raise MerlinCommandError(f"{name}: reply {reply!r} to {body!r} does not echo the request and a status code")
-        code = int(code)
+        code, value = parsed
         if code:
             raise MerlinCommandError(
                 f"{name}: {body!r} failed with status {code} ({STATUS.get(code, 'unknown code')})", code=code
             )
-        return echo[len(request) + 1 :] if body.startswith("GET,") else ""
+        return value
 
 
 def _connect(host: str, port: int, timeout: float, what: str) -> socket.socket:
@@ -238,10 +238,16 @@ class _Acquisition:
             start = self._exact(min(4, length), "the first frame")
         self.hdr = parse_hdr_text(self.hdr_bytes.decode("latin-1")) if self.hdr_bytes else None
         at = self.offset - len(start)
-        probe = start + self._exact(min(PROBE_BYTES, length) - len(start), "the first frame")
-        header_bytes = header_length(probe, self.name, 0, at)
-        raw_header = probe + self._exact(min(header_bytes, length) - len(probe), "the first frame")
-        header = parse_header(raw_header, self.name, 0, at)
+        left = [length - len(start)]  # the header cannot run past its message
+
+        def more(n: int) -> bytes:
+            nonlocal start
+            data, start = start[:n], start[n:]
+            n = min(n - len(data), left[0])
+            left[0] -= n
+            return data + (self._exact(n, "the first frame") if n > 0 else b"")
+
+        header, raw_header = read_header(more, self.name, 0, at)
         self.geometry = frame_geometry(header, hdr_int(self.hdr, COUNTER_DEPTH), self.name)
         if length != self.geometry.frame_bytes:
             raise MIBFormatError(
@@ -475,14 +481,6 @@ def _ranges(numbers: list[int], limit: int = 10) -> str:
     return ", ".join(text) + (", ..." if len(runs) > limit else "")
 
 
-def _open_new(path: Path, overwrite: bool) -> int:
-    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0) | (os.O_TRUNC if overwrite else os.O_EXCL)
-    try:
-        return os.open(path, flags, 0o666)
-    except FileExistsError:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it") from None
-
-
 def _reserve(fd: int, nbytes: int) -> None:
     """Reserve disk blocks for a recording without changing the file's size.
 
@@ -583,19 +581,22 @@ def record(
         acquisition.start()
         began = time.perf_counter()
         if acquisition.hdr_bytes is not None:
-            hdr_fd = _open_new(hdr_path, overwrite)
-            try:
-                os.write(hdr_fd, acquisition.hdr_bytes)
-            finally:
-                os.close(hdr_fd)
+            with replacing(hdr_path, overwrite) as temp:
+                temp.write_bytes(acquisition.hdr_bytes)
         else:
+            old = find_hdr(path) if overwrite else None
+            if old is not None:  # the previous recording's: it would describe this one wrongly
+                os.unlink(old)
             warnings.warn(
-                f"{acquisition.name}: no HDR message before the frames; no .hdr written", MIBWarning, stacklevel=2
+                f"{acquisition.name}: no HDR message before the frames; no .hdr written"
+                + (f" (the previous recording's {old} is removed)" if old is not None else ""),
+                MIBWarning,
+                stacklevel=2,
             )
-        fd = _open_new(path, overwrite)
+        fd = create_new(path, overwrite)
         if acquisition.expected:
             _reserve(fd, acquisition.expected * acquisition.geometry.frame_bytes)
-        bar = _progress_bar(show_progressbar, acquisition.expected, "record")
+        bar = progress_bar(show_progressbar, acquisition.expected, "frame", "record")
 
         def progress(frames: int) -> None:
             bar.update(frames)
@@ -644,16 +645,6 @@ def _start(host: str, control_port: int, timeout: float, frames: int | None) -> 
                 if err.code != 1 or attempt == max(1, int(timeout / 0.05)) - 1:
                     raise
                 time.sleep(0.05)
-
-
-def _progress_bar(show: bool | None, total: int | None, what: str):
-    if show is None:
-        show = sys.stderr.isatty()
-    if not show:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="frame", desc=what, file=sys.stderr)
 
 
 def stream(
@@ -792,30 +783,39 @@ def follow(
         os.close(fd)
 
 
+def _header_so_far(fd: int, name: str):
+    """The first frame header of a file being written, or ``None`` while it is not all there yet."""
+    read, short = reading_from(lambda offset, n: pread(fd, n, offset), 0), []
+
+    def more(n: int) -> bytes:
+        data = read(n)
+        if len(data) < n:
+            short.append(n)
+        return data
+
+    try:
+        return read_header(more, name)[0]
+    except MIBFormatError:
+        if short:  # cut off where the writer has got to: not malformed (yet)
+            return None
+        raise
+
+
 def _wait_for_first_header(fd: int, path: Path, timeout: float, poll: float) -> tuple[Geometry, dict | None]:
     """The geometry from the first frame header once it is on disk (and the ``.hdr``, if any)."""
     name = str(path)
-    hdr_path = path.with_suffix(".hdr")
     deadline = time.monotonic() + timeout
     while True:
-        probe = pread(fd, PROBE_BYTES, 0)
-        if len(probe) == PROBE_BYTES or (probe and b"," in probe[4:]):
+        header = _header_so_far(fd, name)
+        if header is not None:
+            hdr_path = find_hdr(path)
+            hdr = read_hdr(hdr_path) if hdr_path else None
             try:
-                length = header_length(probe, name)
+                return frame_geometry(header, hdr_int(hdr, COUNTER_DEPTH), name), hdr
             except MIBFormatError:
-                if len(probe) == PROBE_BYTES:
+                # RAW without MQ1A needs the .hdr's depth: it may not be written yet.
+                if hdr is not None or time.monotonic() > deadline:
                     raise
-            else:
-                raw = pread(fd, length, 0)
-                if len(raw) == length:
-                    hdr = read_hdr(hdr_path) if hdr_path.exists() else None
-                    header = parse_header(raw, name)
-                    try:
-                        return frame_geometry(header, hdr_int(hdr, COUNTER_DEPTH), name), hdr
-                    except MIBFormatError:
-                        # RAW without MQ1A needs the .hdr's depth: it may not be written yet.
-                        if hdr is not None or time.monotonic() > deadline:
-                            raise
         if time.monotonic() > deadline:
             raise TimeoutError(f"{name}: no complete frame header within {timeout} s")
         time.sleep(poll)

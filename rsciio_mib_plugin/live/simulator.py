@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import MIBFormatError
+from ..format.control import MAX_MESSAGE_BYTES, parse_request, reply_text
 from ..format.hdr_file import FRAMES_IN_ACQUISITION, MAX_HDR_BYTES, hdr_get, hdr_int
 from ..format.mpx import PREFIX, frame_prefix, message_length, mpx_message
 from ..reader.properties import MIBProperties
@@ -230,7 +231,7 @@ class MerlinSimulator:
                 prefix = self._receive(client, PREFIX)
                 if prefix is None:
                     return
-                body = self._receive(client, message_length(prefix, "control request", 0))
+                body = self._receive(client, message_length(prefix, "control request", 0, MAX_MESSAGE_BYTES))
                 if body is None:
                     return
                 client.sendall(mpx_message(self.answer(body.decode("latin-1")).encode("latin-1")))
@@ -255,18 +256,16 @@ class MerlinSimulator:
 
     def answer(self, request: str) -> str:
         """The reply to one control request (what the control port sends back)."""
-        kind, _, rest = request.partition(",")
-        name, _, value = rest.partition(",")
-        name = name.strip().upper()
+        kind, name, value = parse_request(request)
         if kind == "GET":
             with self._lock:
                 known = name in self.parameters or name in READ_ONLY
                 current = self._get(name) if known else None
-            return f"GET,{name},{current},0" if known else f"GET,{name},2"
+            return reply_text(kind, name, 0 if known else 2, current)
         if kind == "SET":
-            return f"SET,{name},{self._set(name, value)}"
+            return reply_text(kind, name, self._set(name, value))
         if kind == "CMD":
-            return f"CMD,{name},{self._command(name)}"
+            return reply_text(kind, name, self._command(name))
         return f"{request},2"
 
     def _get(self, name: str) -> str:
@@ -384,7 +383,7 @@ class MerlinSimulator:
     def _send_frame(self, link: _Link, fd: int, k: int) -> None:
         geometry, segment = self.geometry, self.segment
         i = k % self.frames
-        offset = segment.base + i * (segment.prefix + geometry.frame_bytes)
+        offset = geometry.offset(i, segment.base, segment.prefix)
         prefix = frame_prefix(geometry.frame_bytes)
         if k < self.frames:
             link.send(prefix, more=True)
@@ -462,7 +461,7 @@ def _hdr_bytes(prop: MIBProperties) -> bytes | None:
     """The acquisition header as the data port sends it: the ``.hdr`` file's bytes."""
     if prop.hdr_path is None:
         return None
-    if prop.stream:  # a capture's in-band HDR message
+    if prop.mpx_capture:  # a capture's in-band HDR message
         text = "HDR,\t\r\n" + "".join(f"{k}:\t{v}\r\n" for k, v in prop.hdr.items()) + "End\t"
         return text.encode("latin-1")
     with open(prop.hdr_path, "rb") as f:

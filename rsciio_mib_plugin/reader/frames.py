@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .._progress import progress_bar
 from ..errors import MIBFormatError, MIBWarning, where
 from ..format.decode import decode_frames
 from ..format.geometry import Geometry
@@ -53,8 +54,7 @@ def read_headers(source: Source, geometry: Geometry, start: int, count: int) -> 
     One ``pread`` per header: only the header bytes are read, and a file that
     shrinks meanwhile gives short reads, never a signal.
     """
-    stride = source.prefix + geometry.frame_bytes
-    offsets = source.base + (start + np.arange(count, dtype=np.int64)) * stride
+    offsets = geometry.offset(start + np.arange(count, dtype=np.int64), source.base, source.prefix)
     raw = source.pread_many(offsets.tolist(), geometry.header_bytes)
     short = next((i for i, h in enumerate(raw) if len(h) < geometry.header_bytes), None)
     if short is not None:
@@ -121,7 +121,7 @@ def read_planned(
     geometry: Geometry,
     plan: ScanPlan,
     threads: int = 2,
-    show_progressbar: bool = False,
+    show_progressbar: bool | None = False,
     flip: bool = False,
 ) -> np.ndarray:
     """Read and decode the planned frames into a new native array shaped like the scan.
@@ -131,10 +131,8 @@ def read_planned(
     """
     out = np.empty((plan.count,) + geometry.shape, dtype=geometry.dtype)
     bar = None
-    if show_progressbar and out.nbytes > PROGRESS_BYTES:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=plan.count, unit="frames", desc=f"Reading {os.path.basename(source.name)}")
+    if out.nbytes > PROGRESS_BYTES:
+        bar = progress_bar(show_progressbar, plan.count, "frames", f"Reading {os.path.basename(source.name)}")
     try:
         read_frames(source, segments, geometry, plan.frame_numbers(), out, threads, bar.update if bar else None, flip)
     finally:
@@ -344,7 +342,7 @@ def read_into(
     """
     lead = segment.prefix + geometry.header_bytes  # bytes before each payload
     stride = lead + geometry.payload_bytes
-    offset = segment.base - segment.prefix + frame * stride
+    offset = geometry.offset(frame, segment.base, segment.prefix) - segment.prefix
     n, name = out.shape[0], str(segment.path)
     target = out[:, ::-1] if flip else out
     if not hasattr(reader, "read_scattered"):
@@ -391,7 +389,7 @@ def check_headers(
     bad = first_bad_header(heads, geometry, segment.prefix)
     if bad is None:
         return
-    at = segment.base + (frame + bad) * (segment.prefix + geometry.frame_bytes)
+    at = geometry.offset(frame + bad, segment.base, segment.prefix)
     message = _header_difference(heads[bad], geometry, segment.prefix)
     if not in_file:
         message = message.split("; the frames before it", 1)[0]
@@ -673,10 +671,7 @@ def _read_rows(segments: tuple[Segment, ...], geometry: Geometry, frames: np.nda
                 readers[seg] = open_reader(segment.path)
             local = frame - segment.first
             offset = (
-                segment.base
-                + local * (segment.prefix + geometry.frame_bytes)
-                + geometry.header_bytes
-                + rows.start * row_bytes
+                geometry.offset(local, segment.base, segment.prefix) + geometry.header_bytes + rows.start * row_bytes
             )
             readers[seg].read_into(offset, buffer, str(segment.path), local)
             out[i] = buffer.view(geometry.file_dtype).reshape(out.shape[1:])

@@ -6,7 +6,6 @@ scan plan, the transforms and the frame readers (eager, lazy, memory map).
 
 from __future__ import annotations
 
-import sys
 import warnings
 
 from ..errors import MIBWarning
@@ -66,20 +65,6 @@ def _check_mmap_mode(mmap_mode, lazy: bool) -> str:
             "to the file; 'w+' would overwrite it)"
         )
     return mmap_mode
-
-
-def _show_progressbar(value) -> bool:
-    """``None`` follows HyperSpy's ``show_progressbar`` preference when HyperSpy is in use."""
-    if value is not None:
-        return bool(value)
-    if "hyperspy" not in sys.modules:
-        return False
-    try:
-        from hyperspy.defaults_parser import preferences
-
-        return bool(preferences.General.show_progressbar)
-    except Exception:  # a HyperSpy without this preference
-        return False
 
 
 def load_datasets(
@@ -145,8 +130,9 @@ def load_datasets(
         elif lazy:
             out.append(lazy_array(prop.segments, geometry, plan, chunks, flip, transform))
         elif transform.identity:
-            progress = _show_progressbar(show_progressbar)
-            out.append(read_planned(source, prop.segments, geometry, plan, show_progressbar=progress, flip=flip))
+            out.append(
+                read_planned(source, prop.segments, geometry, plan, show_progressbar=show_progressbar, flip=flip)
+            )
         else:
             out.append(read_transformed(source, prop.segments, geometry, plan, transform, flip=flip))
     return out, prop, plans, transforms

@@ -1,11 +1,39 @@
-"""Quick looks: the bright-field disc in a mean pattern, and a preview PNG."""
+"""Quick looks at a scan: the bright-field aperture, the virtual bright field, the preview PNG.
+
+One rule for the aperture serves every picture (``rsciio-mib view``, ``watch``,
+``convert --preview``) and the archives' summaries: the bright-field disc of the
+mean pattern of at most :data:`APERTURE_SAMPLE_BYTES` of frames spread evenly
+over the whole scan (:func:`sample_positions`), in the orientation ``hs.load``
+gives. The first frames alone are not enough: a disc that moves across the scan
+puts their circle off the mean disc.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import numpy as np
+
+from ..sources.atomic import replacing
+
+#: Frames whose mean locates the bright-field disc: all of a small scan, else as many as fit
+#: in this many bytes, spread evenly over the scan (the disc's place is a property of the whole scan).
+APERTURE_SAMPLE_BYTES = 64 << 20
+
+
+def sample_positions(count: int, frame_bytes: int) -> np.ndarray:
+    """Flat scan positions whose mean pattern locates the aperture: evenly spread over ``count``."""
+    k = max(1, min(count, APERTURE_SAMPLE_BYTES // max(1, frame_bytes)))
+    return np.unique(np.round(np.linspace(0, count - 1, k)).astype(np.int64))
+
+
+def aperture_of(frames: np.ndarray) -> tuple[float, float, float]:
+    """The aperture of the frames at :func:`sample_positions` (summed exactly, so every caller agrees)."""
+    frames = np.asarray(frames)
+    frames = frames.reshape((-1,) + frames.shape[-2:])
+    return aperture(frames.sum(axis=0, dtype=np.uint64) / max(1, len(frames)))
 
 
 def aperture(mean: np.ndarray) -> tuple[float, float, float]:
@@ -72,74 +100,36 @@ def plot_preview(mean, vbf, disc, title: str, output) -> Path:
         axes[1].set_axis_off()
         axes[1].set_title("single frame: no scan")
     fig.suptitle(os.path.basename(str(title)))
-    fig.savefig(output)
+    with replacing(output) as temp:
+        fig.savefig(temp, format="png")
     plt.close(fig)
     return Path(output)
 
 
-class LivePreview:
-    """Mean pattern and virtual bright field of a scan, filled in as frames arrive.
+def bright_field(path, navigation_shape=None, progress=None, storage_options=None):
+    """Mean pattern, virtual bright field (``None`` for one frame) and aperture of the signal
+    ``hs.load`` gives, in one pass over the data: what every preview of a whole file draws.
 
-    Parameters
-    ----------
-    navigation_shape : tuple of int, optional
-        ``(rows, cols)`` of the scan; ``None``: a strip of frames as they come.
-    frame_shape : tuple of int
-        ``(rows, cols)`` of one frame.
-    disc : tuple of float
-        Bright-field aperture ``(row, col, radius)``.
+    ``progress`` is a context manager shown around the computation (or ``None``).
     """
+    import contextlib
 
-    def __init__(self, navigation_shape, frame_shape, disc):
-        self.navigation_shape = navigation_shape
-        self.disc = disc
-        self.mask = disc_mask(frame_shape, disc)
-        self.total = np.zeros(frame_shape, np.float64)
-        self.frames = 0
-        self.vbf = np.full(int(np.prod(navigation_shape)) if navigation_shape else 0, np.nan)
+    import dask
 
-    @classmethod
-    def for_file(cls, path, first_block, navigation_shape=None, frames=None) -> LivePreview:
-        """Shape from ``navigation_shape`` (X, Y), the ``.hdr`` (ScanX/ScanY, else the frame
-        count with the frames per trigger as the line length), a square frame count, or none;
-        the aperture from the first block of frames."""
-        from ..format.hdr_file import FRAMES_IN_ACQUISITION, FRAMES_PER_TRIGGER, SCAN_X, SCAN_Y, hdr_int, read_hdr
+    from .load import load_datasets
 
-        hdr_path = Path(path).with_suffix(".hdr")
-        hdr = read_hdr(hdr_path) if hdr_path.is_file() else None
-        total = frames or hdr_int(hdr, FRAMES_IN_ACQUISITION)
-        per_line = hdr_int(hdr, FRAMES_PER_TRIGGER)
-        if navigation_shape:
-            shape = tuple(navigation_shape[::-1])
-        elif hdr_int(hdr, SCAN_X) and hdr_int(hdr, SCAN_Y):
-            shape = (hdr_int(hdr, SCAN_Y), hdr_int(hdr, SCAN_X))
-        elif total and per_line and 1 < per_line < total and total % per_line == 0:
-            shape = (total // per_line, per_line)
-        elif total and int(np.sqrt(total)) ** 2 == total:
-            shape = (int(np.sqrt(total)),) * 2
-        else:
-            shape = None
-        return cls(shape, first_block.shape[1:], aperture(first_block.mean(axis=0)))
+    data = load_datasets(path, lazy=True, flip=True, navigation_shape=navigation_shape, storage_options=storage_options)
+    data = data[0][0]
+    frame = data.shape[-2:]
+    flat = data.reshape((-1,) + frame)
+    sample = flat[sample_positions(flat.shape[0], math.prod(frame) * data.dtype.itemsize)]
+    with progress or contextlib.nullcontext():
+        disc = aperture_of(sample.compute())
+        mean, vbf = dask.compute(flat.mean(axis=0), (flat * disc_mask(frame, disc)).sum(axis=(-2, -1), dtype=np.uint64))
+    return np.asarray(mean, float), (vbf.reshape(data.shape[:-2]) if data.ndim > 2 else None), disc
 
-    def add(self, first: int, frames: np.ndarray) -> None:
-        """Add ``frames`` whose first is scan position ``first`` (positions past the scan: mean only)."""
-        self.total += frames.sum(axis=0, dtype=np.float64)
-        self.frames += len(frames)
-        stop = first + len(frames)
-        if self.navigation_shape is None and stop > self.vbf.size:
-            self.vbf = np.concatenate([self.vbf, np.full(max(stop, 2 * self.vbf.size) - self.vbf.size, np.nan)])
-        keep = max(0, min(len(frames), self.vbf.size - first))
-        self.vbf[first : first + keep] = frames[:keep, self.mask].sum(axis=1)
 
-    def save(self, output, title: str) -> Path:
-        """Write the PNG under a temporary name, then rename it: a viewer never sees half a file."""
-        output = Path(output)
-        part = output.with_name(f".{output.stem}.part{output.suffix or '.png'}")
-        mean = self.total / max(self.frames, 1)
-        if self.navigation_shape:
-            vbf = self.vbf.reshape(self.navigation_shape)
-        else:
-            vbf = self.vbf[: int(np.max(np.flatnonzero(~np.isnan(self.vbf)), initial=-1)) + 1]
-        plot_preview(mean, vbf, self.disc, f"{title}: {self.frames} frames", part)
-        os.replace(part, output)
-        return output
+def scan_preview(path, output, navigation_shape=None, progress=None, storage_options=None) -> Path:
+    """What ``rsciio-mib view`` draws, and ``watch`` once the file is complete (:func:`bright_field`)."""
+    mean, vbf, disc = bright_field(path, navigation_shape, progress, storage_options)
+    return plot_preview(mean, vbf, disc, str(path), output)

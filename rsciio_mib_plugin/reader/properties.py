@@ -8,19 +8,12 @@ import re
 import warnings
 
 from ..errors import MIBFormatError, MIBWarning, where
-from ..format import mpx as stream
-from ..format.frame_header import PROBE_BYTES, FrameHeader, header_length, parse_header
+from ..format import mpx
+from ..format.frame_header import FrameHeader, read_header, reading_from
 from ..format.geometry import Geometry, count_frames, frame_geometry
-from ..format.hdr_file import (
-    COUNTER_DEPTH,
-    MAX_HDR_BYTES,
-    check_numbers,
-    find_hdr_of_any,
-    hdr_int,
-    parse_hdr_text,
-    read_hdr,
-)
+from ..format.hdr_file import COUNTER_DEPTH, MAX_HDR_BYTES, check_numbers, hdr_int, parse_hdr_text
 from ..sources.source import Remote, Segment, Source, check_path, is_url, open_source
+from .side_file import find_hdr_of_any, read_hdr
 
 _DYNAMIC_RANGE = {"U01": "1-bit", "U08": "1 or 6-bit", "U16": "12-bit", "U32": "24-bit", "U64": "64-bit"}
 
@@ -65,7 +58,7 @@ class MIBProperties:
         self.hdr: dict | None = None
         self.hdr_path = None
         self.source: Source | None = None
-        self.stream = False
+        self.mpx_capture = False
         self.segments: tuple[Segment, ...] = ()
         self.series_gaps: list[dict] = []
 
@@ -152,7 +145,7 @@ class MIBProperties:
         depth = hdr_int(hdr, COUNTER_DEPTH)
         files = sorted((_scan_file(p, depth) for p in paths), key=lambda f: f[1].sequence)
         source, header, geometry, n_frames, rest, in_band = files[0]
-        self.stream = source.prefix > 0
+        self.mpx_capture = source.prefix > 0
         if in_band is not None:
             # A capture's HDR message is its .hdr (mib-format.md §12).
             hdr = parse_hdr_text(in_band) or hdr
@@ -251,15 +244,14 @@ def _scan_file(path, hdr_depth: int | None):
     """
     source = open_source(path)
     hdr_text = None
-    if source.pread(0, 4) == stream.MAGIC:
-        capture = stream.locate(source.pread, source.size, source.name)
-        source = dataclasses.replace(source, base=capture.base, prefix=stream.PREFIX)
+    if source.pread(0, 4) == mpx.MAGIC:
+        capture = mpx.locate(source.pread, source.size, source.name)
+        source = dataclasses.replace(source, base=capture.base, prefix=mpx.PREFIX)
         hdr_text = capture.hdr_text
     header = read_header_at(source, source.base, 0)
     if hdr_text is not None and header.counter_depth is None:
         hdr_depth = hdr_depth or hdr_int(parse_hdr_text(hdr_text), COUNTER_DEPTH)
     geometry = frame_geometry(header, hdr_depth, source.name)
-    stride = source.prefix + geometry.frame_bytes
     if source.prefix and capture.frame_message_bytes != geometry.frame_bytes:
         raise MIBFormatError(
             f"{where(source.name, 0, source.base)}: the MPX message holds {capture.frame_message_bytes} "
@@ -269,7 +261,7 @@ def _scan_file(path, hdr_depth: int | None):
     # Remote: opening costs three requests (size, first 64 KiB, .hdr); every frame
     # header is checked as its block is read anyway.
     if n_frames > 1 and not source.remote:
-        last = read_header_at(source, source.base + (n_frames - 1) * stride, n_frames - 1)
+        last = read_header_at(source, geometry.offset(n_frames - 1, source.base, source.prefix), n_frames - 1)
         _check_same(header, last, source, n_frames - 1, geometry)
         lost = last.sequence - header.sequence - (n_frames - 1)
         if lost:
@@ -311,17 +303,7 @@ def _series_prefix(path: str) -> str:
 
 def read_header_at(source: Source, offset: int, frame: int) -> FrameHeader:
     """Parse the frame header that starts at ``offset``."""
-    probe = source.pread(offset, PROBE_BYTES)
-    if not probe:
-        raise MIBFormatError(f"{where(source.name, frame, offset)}: no data (empty file or buffer)")
-    length = header_length(probe, source.name, frame, offset)
-    raw = source.pread(offset, length)
-    if len(raw) < length:
-        raise MIBFormatError(
-            f"{where(source.name, frame, offset)}: header length (field 2) is {length} bytes "
-            f"but only {len(raw)} bytes follow"
-        )
-    return parse_header(raw, source.name, frame, offset)
+    return read_header(reading_from(source.pread, offset), source.name, frame, offset)[0]
 
 
 def _check_same(first: FrameHeader, other: FrameHeader, source: Source, frame: int, geometry: Geometry) -> None:
@@ -330,6 +312,6 @@ def _check_same(first: FrameHeader, other: FrameHeader, source: Source, frame: i
         a, b = getattr(first, name), getattr(other, name)
         if a != b:
             raise MIBFormatError(
-                f"{where(source.name, frame, frame * geometry.frame_bytes)}: {name} is {b!r} "
+                f"{where(source.name, frame, geometry.offset(frame, source.base, source.prefix))}: {name} is {b!r} "
                 f"but the first frame header says {a!r}; frames of one file must all be alike"
             )

@@ -18,6 +18,7 @@ import os
 import numpy as np
 
 from ..errors import MIBFormatError
+from ..sources.atomic import refuse_existing, replacing
 from ..sources.source import Remote, is_url
 
 FORMAT = "rsciio_mib_plugin reference 1"
@@ -95,7 +96,7 @@ def references(
                 continue  # a blank frame (negative sync_offset): the fill value
             segment = prop.segments[int(np.searchsorted(firsts, frame, side="right")) - 1]
             local = frame - segment.first
-            offset = segment.base + local * (segment.prefix + geometry.frame_bytes) + geometry.header_bytes
+            offset = geometry.offset(local, segment.base, segment.prefix) + geometry.header_bytes
             key = ".".join(map(str, np.unravel_index(index, nav) if nav else ())) + "." * bool(nav) + "0.0"
             refs[f"{name}/{key}"] = [_target(segment.path), int(offset), int(geometry.payload_bytes)]
     return {"version": 1, "refs": refs}
@@ -117,13 +118,11 @@ def _jsonable(value):
 def write_references(path, output, *, overwrite: bool = False, **kwargs) -> dict:
     """Write :func:`references` of ``path`` to the JSON file ``output``; returns a short report."""
     output = os.fspath(output)
-    if os.path.exists(output) and not overwrite:
-        raise FileExistsError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
+    if os.path.lexists(output) and not overwrite:
+        refuse_existing(output)
     refs = references(path, **kwargs)
-    part = output + ".part"
-    with open(part, "w", encoding="utf-8") as f:
+    with replacing(output, overwrite) as temp, open(temp, "w", encoding="utf-8") as f:
         json.dump(refs, f, separators=(",", ":"))
-    os.replace(part, output)
     arrays = [k[: -len("/.zarray")] for k in refs["refs"] if k.endswith("/.zarray")]
     chunks = sum(1 for k in refs["refs"] if not k.rsplit("/", 1)[-1].startswith("."))
     return {"output": output, "arrays": arrays, "chunks": chunks, "bytes": os.path.getsize(output)}

@@ -124,9 +124,9 @@ def check_transform(
             raise TypeError(f"`{key}` must be an integer, not {value!r}")
         if value < low:
             raise ValueError(f"`{key}` must be >= {low}, not {value}")
-    stored_gap = 2 if geometry.layout.strip().endswith("2x2G") else 0
+    stored_gap = geometry.stored_gap
     if quad_gap is not None:
-        quad = geometry.layout.strip() in ("2x2", "2x2G") and geometry.shape == (2 * CHIP + stored_gap,) * 2
+        quad = geometry.quad and geometry.shape == (2 * CHIP + stored_gap,) * 2
         if not quad:
             raise ValueError(
                 f"`quad_gap`={quad_gap} needs whole quad frames (2x2 or 2x2G, 512 or 514 pixels square); "

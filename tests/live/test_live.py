@@ -435,7 +435,20 @@ def test_acquisition_without_hdr_message(tmp_path, record_path):
         assert (tmp_path / "rec.mib").read_bytes() == path.read_bytes()
         # Without a count, an open-ended stream ends when the data stop for `timeout` seconds.
         got = list(stream(data_port=port, control_port=control, start=True, timeout=0.5))
+        # Recorded again over an earlier recording that had a .hdr (here spelled .HDR): that .hdr
+        # described another acquisition and would give this one its scan shape: it goes.
+        (tmp_path / "rec.HDR").write_text("ScanX:\t7\nScanY:\t9\n")
+        with pytest.warns(MIBWarning, match=r"the previous recording's .*rec\.HDR is removed"):
+            record(tmp_path / "rec.mib", data_port=port, control_port=control, start=True, frames=6, overwrite=True)
+        assert not (tmp_path / "rec.HDR").exists()
     np.testing.assert_array_equal(np.concatenate([b for _, b in got]), decoded(path))
+
+
+def test_a_control_reply_of_implausible_length_is_refused_before_it_arrives():
+    """'MPX,9999999999,' would ask for 10 GB: replies are capped at a few KiB."""
+    with raw_server(b"MPX,9999999999,GET,") as port:
+        with MerlinControl(port=port, timeout=5) as merlin, pytest.raises(MIBFormatError, match="more than the 4096"):
+            merlin.get("COUNTERDEPTH")
 
 
 def test_follow_places_frames_by_their_numbers(tmp_path):

@@ -1,0 +1,78 @@
+"""One picture of one scan: `view`, `watch` on a complete file and `convert --preview` agree.
+
+They share one rule for the scan shape (the reader's plan), the orientation
+(what ``hs.load`` shows) and the bright-field aperture (the mean of frames spread
+over the whole scan).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rsciio_mib_plugin.cli import main
+from rsciio_mib_plugin.cli.commands import write_demo
+from rsciio_mib_plugin.live.preview import LivePreview
+from rsciio_mib_plugin.reader.preview import aperture, bright_field, disc_mask
+
+
+@pytest.fixture
+def pixel_triggered(tmp_path):
+    """A pixel-triggered scan (the .hdr has no scan shape) whose .hdr is spelled in capitals."""
+    path = write_demo(tmp_path, scan=(12, 16), frame=(64, 256))
+    path.with_suffix(".hdr").rename(path.with_suffix(".HDR"))
+    return path
+
+
+def test_view_watch_and_convert_preview_draw_one_bright_field(pixel_triggered, tmp_path, capsys):
+    import hyperspy.api as hs
+
+    path = pixel_triggered
+    assert main(["view", str(path), "-o", str(tmp_path / "view.png")]) == 0
+    watch = ["watch", str(path), "--preview", str(tmp_path / "watch.png"), "--timeout", "0.5", "--interval", "0"]
+    assert main(watch) == 0
+    assert main(["convert", str(path), "-o", str(tmp_path / "out"), "--preview"]) == 0
+    capsys.readouterr()
+
+    # view and watch on the complete file draw the same picture, pixel for pixel
+    assert (tmp_path / "view.png").read_bytes() == (tmp_path / "watch.png").read_bytes()
+    assert (tmp_path / "out" / "demo_scan_preview.png").stat().st_size > 0
+
+    mean, vbf, disc = bright_field(path)
+    archive = hs.load(tmp_path / "out" / "demo_scan.zspy", lazy=True)
+    summary = archive.metadata.Summaries.virtual_bright_field
+    np.testing.assert_array_equal(summary.image, vbf)
+    assert (summary.centre_row, summary.centre_col, summary.radius) == disc
+
+    # the scan shape is the reader's (line gaps in the frame times), the orientation hs.load's
+    s = hs.load(path)
+    assert vbf.shape == s.data.shape[:2] == (12, 16)
+    np.testing.assert_array_equal(vbf, (s.data * disc_mask(s.data.shape[-2:], disc)).sum(axis=(-2, -1)))
+    # the aperture sits on the whole scan's mean disc
+    whole = aperture(s.data.mean(axis=(0, 1)))
+    assert np.hypot(disc[0] - whole[0], disc[1] - whole[1]) < 0.5
+
+
+def test_watch_while_growing_shows_what_hs_load_would(pixel_triggered, tmp_path):
+    """Half the frames written: the live picture has the complete lines, the right way up."""
+    import hyperspy.api as hs
+
+    full = pixel_triggered.read_bytes()
+    frame_bytes = len(full) // (12 * 16)
+    growing = tmp_path / "growing" / "demo_scan.mib"
+    growing.parent.mkdir()
+    growing.write_bytes(full[: frame_bytes * (5 * 16 + 7)])  # five lines and a bit
+    (growing.parent / "demo_scan.HDR").write_bytes(pixel_triggered.with_suffix(".HDR").read_bytes())
+    s = hs.load(pixel_triggered)
+
+    from rsciio_mib_plugin import load_mib_data
+
+    frames = load_mib_data(growing, return_mmap=False)  # file order
+    live = LivePreview(growing, frames.shape[1:])
+    live.add(0, frames)
+    image = live.image()
+    assert image.shape == (5, 16)
+    expected = (s.data[:5] * live.mask).sum(axis=(-2, -1))
+    np.testing.assert_array_equal(image, expected)
+    np.testing.assert_allclose(live.total / live.frames, s.data.reshape(-1, 64, 256)[: 5 * 16 + 7].mean(axis=0))
+    assert live.save(tmp_path / "live.png", "growing").stat().st_size > 0
