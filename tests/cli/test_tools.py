@@ -195,7 +195,7 @@ def test_cli_escapes_control_characters_from_files(tmp_path):
     ],
 )
 def test_info_wording_for_each_rule(rule, words):
-    from rsciio_mib_plugin.cli.commands import scan_summary
+    from rsciio_mib_plugin.cli.report import scan_summary
 
     shape = [9] if rule.startswith("stack") else [4, 2]
     assert scan_summary({"navigation_shape": shape, "rule": rule}) == words

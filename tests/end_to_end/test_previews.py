@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rsciio_mib_plugin.cli import main
-from rsciio_mib_plugin.cli.commands import write_demo
+from rsciio_mib_plugin.cli.demo import write_demo
 from rsciio_mib_plugin.live.preview import LivePreview
 from rsciio_mib_plugin.reader.preview import aperture, bright_field, disc_mask
 

@@ -19,7 +19,7 @@ import pytest
 from servers import running
 
 from rsciio_mib_plugin import MerlinCommandError, MIBFormatError, MIBWarning, load_mib_data, write_mib
-from rsciio_mib_plugin.cli.commands import main
+from rsciio_mib_plugin.cli import main
 from rsciio_mib_plugin.live.acquisition import MerlinControl, follow, record, stream
 from rsciio_mib_plugin.live.simulator import MerlinSimulator
 

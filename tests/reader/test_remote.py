@@ -20,7 +20,7 @@ import pytest
 from servers import running
 
 from rsciio_mib_plugin import MIBFormatError, MIBProperties, file_reader, load, load_mib_data, write_mib
-from rsciio_mib_plugin.cli.commands import main
+from rsciio_mib_plugin.cli import main
 
 SERVERS = Path(__file__).parents[1] / "servers"
 
