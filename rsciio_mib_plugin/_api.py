@@ -9,7 +9,7 @@ import numpy as np
 from . import _docstrings as doc
 from .errors import MIBFormatError
 from .format.frame_header import header_exposure_ms, header_timestamp
-from .reader.load import load_datasets, signal_dict
+from .reader.load import Shaping, load_datasets
 from .reader.properties import MIBProperties
 from .sources.source import is_reference
 
@@ -98,27 +98,30 @@ def load_mib_data(
         When the file is malformed.
     """
     _warn_distributed(distributed, "load_mib_data")
-    data, _, _, _ = load_datasets(
+    shaping = Shaping(
+        navigation_shape,
+        first_frame,
+        last_frame,
+        counters,
+        sync_offset,
+        quad_gap,
+        bin_signal,
+        bin_navigation,
+        infer=False,
+    )
+    data, _ = load_datasets(
         path,
+        shaping,
         lazy=lazy,
+        print_info=print_info,
+        mib_prop=mib_prop,
+        series=series,
+        storage_options=storage_options,
         chunks=chunks,
         mmap_mode=mmap_mode,
-        navigation_shape=navigation_shape,
-        first_frame=first_frame,
-        last_frame=last_frame,
-        mib_prop=mib_prop,
-        return_headers=return_headers,
-        print_info=print_info,
         return_mmap=return_mmap,
-        series=series,
-        counters=counters,
+        return_headers=return_headers,
         show_progressbar=show_progressbar,
-        infer=False,
-        quad_gap=quad_gap,
-        bin_signal=bin_signal,
-        bin_navigation=bin_navigation,
-        sync_offset=sync_offset,
-        storage_options=storage_options,
     )
     return data[0] if len(data) == 1 else data
 
@@ -193,29 +196,30 @@ def file_reader(
         from .reader.reference import read_reference
 
         return read_reference(filename, lazy=lazy, flip_y=flip_y, storage_options=storage_options)
-    datasets, prop, plans, transforms = load_datasets(
+    shaping = Shaping(
+        navigation_shape,
+        first_frame,
+        last_frame,
+        counters,
+        sync_offset,
+        quad_gap,
+        bin_signal,
+        bin_navigation,
+        flip=flip_y,
+    )
+    data, plan = load_datasets(
         filename,
+        shaping,
         lazy=lazy,
+        print_info=print_info,
+        mib_prop=kwargs.get("mib_prop"),
+        series=series,
+        storage_options=storage_options,
         chunks=chunks,
         mmap_mode=mmap_mode,
-        navigation_shape=navigation_shape,
-        first_frame=first_frame,
-        last_frame=last_frame,
-        mib_prop=kwargs.get("mib_prop"),
-        print_info=print_info,
-        series=series,
-        counters=counters,
         show_progressbar=show_progressbar,
-        flip=flip_y,
-        quad_gap=quad_gap,
-        bin_signal=bin_signal,
-        bin_navigation=bin_navigation,
-        sync_offset=sync_offset,
-        storage_options=storage_options,
     )
-    return [
-        signal_dict(data, prop, plan, transform, flip_y) for data, plan, transform in zip(datasets, plans, transforms)
-    ]
+    return plan.signal_dicts(data)
 
 
 def _headers_list(headers, max_index: int) -> list:

@@ -38,14 +38,13 @@ def describe(path, series: bool = False, storage_options: dict | None = None) ->
 
     from ..format.frame_header import header_timestamp
     from ..reader.frames import read_headers
-    from ..reader.load import plan_datasets
-    from ..reader.properties import MIBProperties
+    from ..reader.load import open_plan
     from ..sources.source import segment_source
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        prop = MIBProperties.from_path(path, series=series, storage_options=storage_options)
-        plans = plan_datasets(prop, None, None, None, None)
+        read_plan = open_plan(path, series=series, storage_options=storage_options)
+    prop, plans = read_plan.prop, read_plan.plans
     header = prop.header
     last_segment = prop.segments[-1]
     last_source = segment_source(last_segment) if last_segment.path else prop.source

@@ -28,8 +28,8 @@ import numpy as np
 
 from ..errors import MIBFormatError, MIBWarning
 from ..format.frame_header import parse_evidence
-from ..reader.frames import _read_groups
-from ..reader.load import load_datasets, signal_dict
+from ..reader.frames import FrameReader
+from ..reader.load import ReadPlan, Shaping, load_datasets
 from ..reader.preview import aperture_of, disc_mask, plot_preview, sample_positions
 from ..reader.transforms import grouped_frames
 from ..sources.atomic import replacing
@@ -146,12 +146,11 @@ def convert(
     options = {k: v for k, v in read_options.items() if v is not None}
     jobs = []
     for path in [p if is_url(p) else check_path(p) for p in paths]:  # every input opens before anything is written
-        datasets, prop, plans, transforms = _open(path, options)
-        for data, plan, transform in zip(datasets, plans, transforms):
+        datasets, read_plan = _open(path, dict(options))
+        for i, (signal, plan) in enumerate(zip(read_plan.signal_dicts(datasets), read_plan.plans)):
             counter = "" if plan.counter is None else f"_counter{plan.counter}"
             target = output_dir / f"{Path(path).stem}{counter}.{format}"
-            signal = signal_dict(data, prop, plan, transform, True)
-            jobs.append(Job(prop, plan, transform, signal, target, codec, chunks))
+            jobs.append(Job(read_plan.prop, plan, read_plan.reader(i), signal, target, codec, chunks))
     existing = [str(job.target) for job in jobs if job.target.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"not overwriting {', '.join(existing)} (use overwrite=True, or --overwrite)")
@@ -173,9 +172,10 @@ def _usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def _open(path, options: dict):
+def _open(path, options: dict) -> tuple[list, ReadPlan]:
     """Plan the datasets of one input as ``hs.load(lazy=True)`` would (rows flipped)."""
-    return load_datasets(path, lazy=True, flip=True, **options)
+    opening = {k: options.pop(k) for k in ("series", "storage_options") if k in options}
+    return load_datasets(path, Shaping(**options, flip=True), lazy=True, **opening)
 
 
 @dataclass(frozen=True)
@@ -339,8 +339,8 @@ def _grouped_sum(a: np.ndarray, axis: int, group: int, wide) -> np.ndarray:
 class Job:
     """One dataset of one input into one archive."""
 
-    def __init__(self, prop, plan, transform, signal: dict, target: Path, codec: Codec, chunks):
-        self.prop, self.plan, self.transform = prop, plan, transform
+    def __init__(self, prop, plan, reader: FrameReader, signal: dict, target: Path, codec: Codec, chunks):
+        self.prop, self.plan, self.reader, self.transform = prop, plan, reader, reader.transform
         self.signal, self.target, self.codec = signal, target, codec
         data = signal["data"]
         self.shape, self.dtype = tuple(data.shape), np.dtype(data.dtype)
@@ -368,9 +368,7 @@ class Job:
     def read_groups(self, groups: np.ndarray, out: np.ndarray, heads: np.ndarray | None = None) -> None:
         """The output frames of ``groups`` (source frames per output position) into ``out``, their headers
         into ``heads``."""
-        _read_groups(
-            self.prop.source, self.prop.segments, self.prop.geometry, self.transform, groups, out, 1, True, heads
-        )
+        self.reader.read_groups(groups, out, 1, heads)
 
     def read_block(self, nav_slices) -> np.ndarray:
         """The output frames under ``nav_slices``, flat along the scan."""

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..reader.load import plan_datasets
+from ..reader.load import Shaping, open_plan
 from ..reader.preview import aperture, disc_mask, plot_preview
-from ..reader.properties import MIBProperties
 
 
 class LivePreview:
@@ -62,7 +61,7 @@ class LivePreview:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # an acquisition in progress is "interrupted" until it ends
-                plan = plan_datasets(MIBProperties.from_path(self.path), self.navigation_shape, None, None, None)[0]
+                plan = open_plan(self.path, Shaping(self.navigation_shape)).plans[0]
         except (OSError, ValueError):
             return seen
         numbers = plan.frame_numbers()

@@ -19,6 +19,7 @@ import threading
 import warnings
 import weakref
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,7 +28,7 @@ from ..errors import MIBFormatError, MIBWarning, where
 from ..format.decode import decode_frames
 from ..format.geometry import Geometry
 from ..format.mpx import frame_prefix
-from ..sources.source import Segment, Source, open_reader, segment_source
+from ..sources.source import Segment, Source, open_reader
 from .scan import ScanPlan
 from .transforms import Transform, grouped_frames
 
@@ -115,79 +116,183 @@ def fetch_all(source: Source) -> Source:
 PROGRESS_BYTES = 256 << 20
 
 
-def read_planned(
-    source: Source,
-    segments: tuple[Segment, ...],
-    geometry: Geometry,
-    plan: ScanPlan,
-    threads: int = 2,
-    show_progressbar: bool | None = False,
-    flip: bool = False,
-) -> np.ndarray:
-    """Read and decode the planned frames into a new native array shaped like the scan.
+@dataclass(frozen=True)
+class FrameReader:
+    """Reads the frames of one acquisition into arrays.
 
-    ``flip`` reverses the rows of every frame while it is read (the Merlin
-    display orientation; see :func:`read_into`).
+    It holds where the frames are (``segments``: the files, or ``buffer``),
+    how they are stored (``geometry``) and what is done to them while they are
+    read (``transform``: orientation, chip gap, binning). It carries no open
+    file, so lazy chunks pickle for ``dask.distributed`` with it.
     """
-    out = np.empty((plan.count,) + geometry.shape, dtype=geometry.dtype)
-    bar = None
-    if out.nbytes > PROGRESS_BYTES:
-        bar = progress_bar(show_progressbar, plan.count, "frames", f"Reading {os.path.basename(source.name)}")
-    try:
-        read_frames(source, segments, geometry, plan.frame_numbers(), out, threads, bar.update if bar else None, flip)
-    finally:
-        if bar is not None:
-            bar.close()
-    return out.reshape(plan.shape + geometry.shape)
 
+    segments: tuple[Segment, ...]
+    geometry: Geometry
+    transform: Transform = Transform()
+    buffer: memoryview | None = None  # the bytes of an in-memory file (never lazily read)
+    name: str = "<buffer>"
 
-def read_transformed(
-    source: Source,
-    segments: tuple[Segment, ...],
-    geometry: Geometry,
-    plan: ScanPlan,
-    transform: Transform,
-    threads: int = 2,
-    flip: bool = False,
-) -> np.ndarray:
-    """Read the planned frames gapped and binned (:mod:`.transform`), block by block:
-    memory is the output plus a few blocks of decoded frames."""
-    nav = transform.navigation_shape(plan.shape)
-    shape = transform.frame_shape(geometry)
-    groups = grouped_frames(plan.frame_numbers, tuple(slice(0, n) for n in nav), transform.bin_navigation)
-    out = np.empty((groups.shape[0],) + shape, transform.dtype(geometry))
-    _read_groups(source, segments, geometry, transform, groups, out, threads, flip)
-    return out.reshape(nav + shape)
+    @classmethod
+    def of(cls, source: Source, segments: tuple[Segment, ...], geometry: Geometry, transform: Transform):
+        """The reader of ``source`` (a file, URL, file object or buffer) split into ``segments``."""
+        return cls(segments, geometry, transform, source.buffer, source.name)
 
+    # --- shapes of the output ------------------------------------------------------------
 
-def _read_groups(
-    source, segments, geometry, transform, groups: np.ndarray, out: np.ndarray, threads: int, flip=False, heads=None
-):
-    """Each row of ``groups`` (the source frames of one output position) summed into ``out``.
+    def navigation_shape(self, plan: ScanPlan) -> tuple[int, ...]:
+        return self.transform.navigation_shape(plan.shape)
 
-    Gapping and binning are symmetric top to bottom, so frames are flipped as they are read.
-    ``heads`` (optional, ``(groups.size, header_bytes)`` uint8) receives the frame headers.
-    """
-    if transform.bin_signal == 1 and transform.bin_navigation == 1:  # the chips are placed while decoding
-        read_frames(
-            source, segments, geometry, groups.ravel(), out, threads, flip=flip, gap=transform.quad_gap, heads=heads
-        )
-        return
-    per_group = groups.shape[1]
-    step = max(1, _frames_per_block(geometry) // per_group)  # output positions per read
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        return self.transform.frame_shape(self.geometry)
 
-    def work(i):
-        frames = groups[i : i + step].ravel()
-        block = _scratch(frames.size, geometry)
-        part = None if heads is None else heads[i * per_group : (i + step) * per_group]
-        read_frames(source, segments, geometry, frames, block, 1, flip=flip, heads=part)
-        if per_group == 1:
-            transform.signal(block, out[i : i + step])
+    @property
+    def dtype(self) -> np.dtype:
+        return self.transform.dtype(self.geometry)
+
+    # --- eager -------------------------------------------------------------------------------
+
+    def read_plan(self, plan: ScanPlan, threads: int = 2, show_progressbar: bool | None = False) -> np.ndarray:
+        """The planned frames, transformed, in a new native array shaped like the scan.
+
+        Without a chip gap or binning the frames are decoded straight into the
+        output; otherwise block by block, so memory is the output plus a few
+        blocks of decoded frames.
+        """
+        if not self.transform.plain:
+            nav = self.navigation_shape(plan)
+            groups = grouped_frames(plan.frame_numbers, tuple(slice(0, n) for n in nav), self.transform.bin_navigation)
+            out = np.empty((groups.shape[0],) + self.frame_shape, self.dtype)
+            self.read_groups(groups, out, threads)
+            return out.reshape(nav + self.frame_shape)
+        out = np.empty((plan.count,) + self.geometry.shape, dtype=self.geometry.dtype)
+        bar = None
+        if out.nbytes > PROGRESS_BYTES:
+            bar = progress_bar(show_progressbar, plan.count, "frames", f"Reading {os.path.basename(self.name)}")
+        try:
+            self.read(plan.frame_numbers(), out, threads, bar.update if bar else None)
+        finally:
+            if bar is not None:
+                bar.close()
+        return out.reshape(plan.shape + self.geometry.shape)
+
+    def read_groups(self, groups: np.ndarray, out: np.ndarray, threads: int = 1, heads=None) -> None:
+        """Each row of ``groups`` (the source frames of one output position), transformed and summed into ``out``.
+
+        Gapping and binning are symmetric top to bottom, so frames are flipped as they are read.
+        ``heads`` (optional, ``(groups.size, header_bytes)`` uint8) receives the frame headers.
+        """
+        transform = self.transform
+        if transform.bin_signal == 1 and transform.bin_navigation == 1:  # the chips are placed while decoding
+            self.read(groups.ravel(), out, threads, gap=transform.quad_gap, heads=heads)
             return
-        signal = transform.signal(block)
-        signal.reshape((-1, per_group) + signal.shape[1:]).sum(axis=1, dtype=out.dtype, out=out[i : i + step])
+        per_group = groups.shape[1]
+        step = max(1, _frames_per_block(self.geometry) // per_group)  # output positions per read
 
-    _parallel(work, range(0, groups.shape[0], step), threads)
+        def work(i):
+            frames = groups[i : i + step].ravel()
+            block = _scratch(frames.size, self.geometry)
+            part = None if heads is None else heads[i * per_group : (i + step) * per_group]
+            self.read(frames, block, 1, heads=part)
+            if per_group == 1:
+                transform.signal(block, out[i : i + step])
+                return
+            signal = transform.signal(block)
+            signal.reshape((-1, per_group) + signal.shape[1:]).sum(axis=1, dtype=out.dtype, out=out[i : i + step])
+
+        _parallel(work, range(0, groups.shape[0], step), threads)
+
+    def read(self, frames: np.ndarray, out: np.ndarray, threads: int = 1, progress=None, gap=None, heads=None) -> None:
+        """Read frames (numbers in the acquisition) into ``out``, oriented, files in parallel blocks.
+
+        ``progress(n)`` is called after every block of ``n`` frames. Frame
+        number -1 is a blank frame (a negative ``sync_offset``): zeros.
+        ``gap`` places quad chips that many pixels apart (:func:`.decode_frames`).
+        ``heads`` (optional, ``(len(frames), header_bytes)`` uint8) receives the
+        frame headers read on the way (zeros for blank frames).
+        """
+        geometry, segments, flip = self.geometry, self.segments, self.transform.flip
+        blank = frames < 0
+        if blank.any():
+            out[np.flatnonzero(blank)] = 0
+            if heads is not None:
+                heads[np.flatnonzero(blank)] = 0
+        pieces = _pieces(segments, frames, _frames_per_block(geometry))
+        if self.buffer is not None:
+            seg = segments[0]
+            stride = seg.prefix + geometry.frame_bytes
+            stored = np.frombuffer(self.buffer, np.uint8, count=seg.count * stride, offset=seg.base - seg.prefix)
+            stored = stored.reshape(-1, stride)
+            for _, local, index, n in pieces:
+                check_headers(
+                    stored[local : local + n, : seg.prefix + geometry.header_bytes], geometry, self.name, local, seg
+                )
+                if heads is not None:
+                    heads[index : index + n] = stored[
+                        local : local + n, seg.prefix : seg.prefix + geometry.header_bytes
+                    ]
+                target = out[index : index + n]
+                decode_frames(
+                    stored[local : local + n, seg.prefix + geometry.header_bytes :],
+                    geometry,
+                    target[:, ::-1] if flip else target,
+                    gap,
+                )
+            return
+        readers = {}
+        try:
+            for seg in sorted({p[0] for p in pieces}):
+                readers[seg] = open_reader(segments[seg].path)
+
+            def work(piece):
+                seg, local, index, n = piece
+                part = None if heads is None else heads[index : index + n]
+                read_into(readers[seg], geometry, local, out[index : index + n], segments[seg], flip, gap, part)
+                if progress is not None:
+                    progress(n)
+
+            if any(r.remote for r in readers.values()):
+                threads = max(threads, REMOTE_REQUESTS)  # ranges in flight at once hide the latency
+            _parallel(work, pieces, threads)
+        finally:
+            for reader in readers.values():
+                reader.close()
+
+    # --- lazy --------------------------------------------------------------------------------
+
+    def lazy(self, plan: ScanPlan, chunks="auto"):
+        """A dask array of the planned frames, one independent read task per chunk."""
+        import dask.array as da
+        from dask.array.core import normalize_chunks
+
+        nav, frame, dtype = self.navigation_shape(plan), self.frame_shape, self.dtype
+        shape = nav + frame
+        if isinstance(chunks, str) and chunks == "auto":
+            chunks = default_chunks(nav, frame, dtype)
+        asked = chunks
+        try:
+            chunks = normalize_chunks(chunks, shape, limit=CHUNK_BYTES, dtype=dtype)
+        except ZeroDivisionError:
+            raise ValueError(f"`chunks`={asked!r}: chunk sizes must be positive") from None
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"`chunks`={asked!r} cannot chunk an array of shape {shape}: {err}") from None
+        if any(size <= 0 for c, n in zip(chunks, shape) if n for size in c):
+            raise ValueError(f"`chunks`={asked!r} cannot chunk an array of shape {shape}: chunk sizes must be positive")
+        chunks = _coarsen_signal_chunks(chunks, frame, dtype, asked)
+        count = math.prod(len(c) for c in chunks)
+        if count > MAX_CHUNKS:
+            raise ValueError(
+                f"`chunks`={asked!r} makes {count} chunks of an array of shape {shape}; at most {MAX_CHUNKS} "
+                "are allowed (use larger chunks, or 'auto')"
+            )
+        name = "mib-" + _token(self.segments, self.geometry, self.transform, plan, chunks)
+        bounds = [np.r_[0, np.cumsum(c)].tolist() for c in chunks]
+        task = read_chunk if self.transform.plain else read_transformed_chunk
+        graph = {}
+        for index in np.ndindex(*[len(c) for c in chunks]):
+            slices = tuple(slice(b[i], b[i + 1]) for b, i in zip(bounds, index))
+            graph[(name,) + index] = (task, self, plan, slices)
+        return da.Array(graph, name, chunks, dtype=dtype)
 
 
 def _parallel(work, items, threads: int) -> None:
@@ -224,72 +329,6 @@ def _pieces(segments: tuple[Segment, ...], frames: np.ndarray, per_block: int) -
             pieces.append((seg, frame - segments[seg].first, index, n))
             frame, index = frame + n, index + n
     return pieces
-
-
-def read_frames(
-    source: Source,
-    segments: tuple[Segment, ...],
-    geometry: Geometry,
-    frames: np.ndarray,
-    out: np.ndarray,
-    threads: int = 1,
-    progress=None,
-    flip: bool = False,
-    gap: int | None = None,
-    heads: np.ndarray | None = None,
-) -> None:
-    """Read frames (numbers in the acquisition) into ``out``, files in parallel blocks.
-
-    ``progress(n)`` is called after every block of ``n`` frames. Frame
-    number -1 is a blank frame (a negative ``sync_offset``): zeros. ``flip``
-    reverses the rows of every frame (see :func:`read_into`); ``gap`` places
-    quad chips that many pixels apart (:func:`.decode_frames`). ``heads``
-    (optional, ``(len(frames), header_bytes)`` uint8) receives the frame
-    headers read on the way (zeros for blank frames).
-    """
-    blank = frames < 0
-    if blank.any():
-        out[np.flatnonzero(blank)] = 0
-        if heads is not None:
-            heads[np.flatnonzero(blank)] = 0
-    pieces = _pieces(segments, frames, _frames_per_block(geometry))
-    if source.buffer is not None:
-        seg = segments[0]
-        stride = seg.prefix + geometry.frame_bytes
-        stored = np.frombuffer(source.buffer, np.uint8, count=seg.count * stride, offset=seg.base - seg.prefix)
-        stored = stored.reshape(-1, stride)
-        for _, local, index, n in pieces:
-            check_headers(
-                stored[local : local + n, : seg.prefix + geometry.header_bytes], geometry, source.name, local, seg
-            )
-            if heads is not None:
-                heads[index : index + n] = stored[local : local + n, seg.prefix : seg.prefix + geometry.header_bytes]
-            target = out[index : index + n]
-            decode_frames(
-                stored[local : local + n, seg.prefix + geometry.header_bytes :],
-                geometry,
-                target[:, ::-1] if flip else target,
-                gap,
-            )
-        return
-    readers = {}
-    try:
-        for seg in sorted({p[0] for p in pieces}):
-            readers[seg] = open_reader(segments[seg].path)
-
-        def work(piece):
-            seg, local, index, n = piece
-            part = None if heads is None else heads[index : index + n]
-            read_into(readers[seg], geometry, local, out[index : index + n], segments[seg], flip, gap, part)
-            if progress is not None:
-                progress(n)
-
-        if any(r.remote for r in readers.values()):
-            threads = max(threads, REMOTE_REQUESTS)  # ranges in flight at once hide the latency
-        _parallel(work, pieces, threads)
-    finally:
-        for reader in readers.values():
-            reader.close()
 
 
 def _frames_per_block(geometry: Geometry) -> int:
@@ -468,62 +507,6 @@ def default_chunks(
     return tuple(reversed(chunks)) + tuple(frame_shape)
 
 
-def lazy_array(
-    segments: tuple[Segment, ...],
-    geometry: Geometry,
-    plan: ScanPlan,
-    chunks="auto",
-    flip: bool = False,
-    transform: Transform | None = None,
-):
-    """A dask array of the planned frames, one independent read task per chunk.
-
-    ``flip`` reverses the rows of every frame while each chunk is read.
-    """
-    import dask.array as da
-    from dask.array.core import normalize_chunks
-
-    if transform is not None and transform.identity:
-        transform = None
-    if transform is None:
-        nav, frame, dtype = plan.shape, geometry.shape, geometry.dtype
-    else:
-        nav, frame, dtype = (
-            transform.navigation_shape(plan.shape),
-            transform.frame_shape(geometry),
-            transform.dtype(geometry),
-        )
-    shape = nav + frame
-    if isinstance(chunks, str) and chunks == "auto":
-        chunks = default_chunks(nav, frame, dtype)
-    asked = chunks
-    try:
-        chunks = normalize_chunks(chunks, shape, limit=CHUNK_BYTES, dtype=dtype)
-    except ZeroDivisionError:
-        raise ValueError(f"`chunks`={asked!r}: chunk sizes must be positive") from None
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"`chunks`={asked!r} cannot chunk an array of shape {shape}: {err}") from None
-    if any(size <= 0 for c, n in zip(chunks, shape) if n for size in c):
-        raise ValueError(f"`chunks`={asked!r} cannot chunk an array of shape {shape}: chunk sizes must be positive")
-    chunks = _coarsen_signal_chunks(chunks, frame, dtype, asked)
-    count = math.prod(len(c) for c in chunks)
-    if count > MAX_CHUNKS:
-        raise ValueError(
-            f"`chunks`={asked!r} makes {count} chunks of an array of shape {shape}; at most {MAX_CHUNKS} "
-            "are allowed (use larger chunks, or 'auto')"
-        )
-    name = "mib-" + _token(segments, geometry, plan, chunks, flip, transform)
-    bounds = [np.r_[0, np.cumsum(c)].tolist() for c in chunks]
-    graph = {}
-    for index in np.ndindex(*[len(c) for c in chunks]):
-        slices = tuple(slice(b[i], b[i + 1]) for b, i in zip(bounds, index))
-        if transform is None:
-            graph[(name,) + index] = (read_chunk, segments, geometry, plan, slices, flip)
-        else:
-            graph[(name,) + index] = (read_transformed_chunk, segments, geometry, plan, slices, flip, transform)
-    return da.Array(graph, name, chunks, dtype=dtype)
-
-
 #: Most chunks a lazy array may have (the task graph lives in memory).
 MAX_CHUNKS = 1_000_000
 #: Smallest part of a frame worth a chunk of its own; smaller signal chunks
@@ -606,15 +589,14 @@ class _ChunkMemory:
 _chunk_memory = _ChunkMemory()
 
 
-def read_chunk(
-    segments: tuple[Segment, ...], geometry: Geometry, plan: ScanPlan, slices: tuple[slice, ...], flip: bool = False
-) -> np.ndarray:
-    """Read one chunk: the frames under its navigation slices, then its signal slice.
+def read_chunk(reader: FrameReader, plan: ScanPlan, slices: tuple[slice, ...]) -> np.ndarray:
+    """Read one chunk of a lazy array: the frames under its navigation slices, then its signal slice.
 
     Processed frames are read only for the chunk's rows; RAW frames are
-    decoded whole (their rows are not separate in the file). With ``flip``
-    the slices are in the flipped frame, and rows are reversed while copied.
+    decoded whole (their rows are not separate in the file). Flipped, the
+    slices are in the flipped frame, and rows are reversed while copied.
     """
+    geometry, flip = reader.geometry, reader.transform.flip
     nav = len(plan.shape)
     nav_slices, (rows, cols) = slices[:nav], slices[nav:]
     if flip:  # the same rows of the file, counted from the other end
@@ -625,33 +607,26 @@ def read_chunk(
     whole_rows, whole_cols = rows == slice(0, geometry.shape[0]), cols == slice(0, geometry.shape[1])
     if whole_rows or geometry.raw:
         out = _chunk_memory.empty((frames.size,) + geometry.shape, geometry.dtype)
-        read_frames(segment_source(segments[0]), segments, geometry, frames, out, flip=flip)
+        reader.read(frames, out)
         if flip:
             rows = slice(geometry.shape[0] - rows.stop, geometry.shape[0] - rows.start)
     else:
         out = _chunk_memory.empty((frames.size, rows.stop - rows.start, geometry.shape[1]), geometry.dtype)
-        _read_rows(segments, geometry, frames, rows, out[:, ::-1] if flip else out)
+        _read_rows(reader.segments, geometry, frames, rows, out[:, ::-1] if flip else out)
         rows = slice(None)
     if not (whole_rows and whole_cols):
         out = np.ascontiguousarray(out[:, rows, cols])
     return out.reshape(nav_shape + out.shape[1:])
 
 
-def read_transformed_chunk(
-    segments: tuple[Segment, ...],
-    geometry: Geometry,
-    plan: ScanPlan,
-    slices: tuple[slice, ...],
-    flip: bool,
-    transform: Transform,
-) -> np.ndarray:
+def read_transformed_chunk(reader: FrameReader, plan: ScanPlan, slices: tuple[slice, ...]) -> np.ndarray:
     """One chunk of a gapped or binned lazy array: its bins read whole, then its signal slice."""
     nav = len(plan.shape)
     nav_slices, (rows, cols) = slices[:nav], slices[nav:]
-    groups = grouped_frames(plan.frame_numbers, nav_slices, transform.bin_navigation)
-    frame = transform.frame_shape(geometry)
-    out = np.empty((groups.shape[0],) + frame, transform.dtype(geometry))
-    _read_groups(segment_source(segments[0]), segments, geometry, transform, groups, out, 1, flip)
+    groups = grouped_frames(plan.frame_numbers, nav_slices, reader.transform.bin_navigation)
+    frame = reader.frame_shape
+    out = np.empty((groups.shape[0],) + frame, reader.dtype)
+    reader.read_groups(groups, out)
     if (rows, cols) != (slice(0, frame[0]), slice(0, frame[1])):
         out = np.ascontiguousarray(out[:, rows, cols])
     return out.reshape(tuple(s.stop - s.start for s in nav_slices) + out.shape[1:])

@@ -1,20 +1,23 @@
 """Read an acquisition into arrays and RosettaSciIO signal dictionaries.
 
-The one place where the reader's stages meet: the properties of the files, the
-scan plan, the transforms and the frame readers (eager, lazy, memory map).
+The one place where the reader's stages meet: the acquisition opened once
+(:class:`MIBProperties`), what to make of it (:class:`Shaping`, the readers'
+keywords), the plan of every dataset (:class:`ReadPlan`: scan plan and
+transform) and the frame reader that reads it (eager, lazy, memory map).
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 from ..errors import MIBWarning
 from ..format.frame_header import parse_evidence
-from .frames import fetch_all, lazy_array, memmap_frames, read_headers, read_planned, read_transformed
+from .frames import FrameReader, fetch_all, memmap_frames, read_headers
 from .properties import MIBProperties
 from .scan import Evidence, ScanPlan, plan_scan
 from .signal import axes, metadata, original_metadata
-from .transforms import check_transform
+from .transforms import Transform, check_transform
 
 #: Frames whose headers are examined for the scan shape (timestamps,
 #: exposures, counter fields).
@@ -28,26 +31,155 @@ def read_evidence(prop: MIBProperties, count: int = EVIDENCE_FRAMES) -> Evidence
     return Evidence(times_ns=times, exposures_ms=exposures, counters=counters)
 
 
-def plan_datasets(
-    prop: MIBProperties, navigation_shape, first_frame, last_frame, counters, infer=True, sync_offset=0
-) -> list[ScanPlan]:
-    plans = plan_scan(
-        prop.number_of_frames_in_file,
-        first_frame,
-        last_frame,
-        navigation_shape,
-        prop.hdr,
-        lambda count: read_evidence(prop, count),
-        counters,
-        infer,
-        sync_offset,
-    )
-    for plan in plans:
-        for message in plan.messages:
-            warnings.warn(f"{prop.source.name}: {message}", MIBWarning, stacklevel=4)
-    prop.navigation_shape = plans[0].shape
-    prop.xy = plans[0].count
-    return plans
+@dataclass(frozen=True)
+class Shaping:
+    """What to make of the frames of an acquisition: the readers' shaping keywords.
+
+    ``infer=False`` is ``load_mib_data``'s rule: without ``navigation_shape``
+    the frames are a stack as stored. ``flip`` is ``file_reader``'s
+    orientation (:class:`.Transform`).
+    """
+
+    navigation_shape: tuple[int, ...] | None = None
+    first_frame: int | None = None
+    last_frame: int | None = None
+    counters: str | None = None
+    sync_offset: int = 0
+    quad_gap: int | None = None
+    bin_signal: int = 1
+    bin_navigation: int = 1
+    infer: bool = True
+    flip: bool = False
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """An acquisition and what will be read of it: one scan plan and transform per dataset (counter)."""
+
+    prop: MIBProperties
+    plans: tuple[ScanPlan, ...]
+    transforms: tuple[Transform, ...]
+
+    @classmethod
+    def make(cls, prop: MIBProperties, shaping: Shaping = Shaping()) -> ReadPlan:
+        """Plan every dataset of ``prop``; what the plan drops or assumes is warned about (once each)."""
+        plans = plan_scan(
+            prop.number_of_frames_in_file,
+            shaping.first_frame,
+            shaping.last_frame,
+            shaping.navigation_shape,
+            prop.hdr,
+            lambda count: read_evidence(prop, count),
+            shaping.counters,
+            shaping.infer,
+            shaping.sync_offset,
+        )
+        for plan in plans:
+            for message in plan.messages:
+                warnings.warn(f"{prop.source.name}: {message}", MIBWarning, stacklevel=5)
+        transforms = tuple(
+            check_transform(
+                shaping.quad_gap,
+                shaping.bin_signal,
+                shaping.bin_navigation,
+                prop.geometry,
+                plan.shape,
+                prop.source.name,
+                shaping.flip,
+            )
+            for plan in plans
+        )
+        return cls(prop, tuple(plans), transforms)
+
+    def __str__(self) -> str:
+        """What ``print_info`` prints: the properties, then what is read."""
+        plan = self.plans[0]
+        return (
+            repr(self.prop)
+            + f"\nNumber of frames to be read: {plan.count}\nNavigation shape (array order): {plan.shape}"
+        )
+
+    def reader(self, index: int = 0) -> FrameReader:
+        """The frame reader of dataset ``index``."""
+        prop = self.prop
+        return FrameReader.of(prop.source, prop.segments, prop.geometry, self.transforms[index])
+
+    def arrays(
+        self,
+        *,
+        lazy=False,
+        chunks="auto",
+        mmap_mode=None,
+        return_mmap=False,
+        return_headers=False,
+        show_progressbar=None,
+    ) -> list:
+        """The data of every dataset: read, lazy (dask) or a memory map of the file as stored."""
+        prop, out = self.prop, []
+        if return_headers and not return_mmap:
+            raise ValueError("`return_headers=True` needs `return_mmap=True`")
+        if return_mmap and len(prop.segments) > 1:
+            raise ValueError("a memory map covers one file: use return_mmap=False to read a multi-file series")
+        mode = _check_mmap_mode(mmap_mode, lazy)
+        source = prop.source
+        for i, (plan, transform) in enumerate(zip(self.plans, self.transforms)):
+            if return_mmap:
+                if not transform.plain or plan.blank:
+                    raise ValueError(
+                        "a memory map shows the file as it is: quad_gap, bin_signal, bin_navigation and a negative "
+                        "sync_offset need return_mmap=False"
+                    )
+                if source.remote:  # no memory map of a URL or file object: its bytes, fetched once
+                    source = fetch_all(source)
+                frames = memmap_frames(source, prop.geometry, prop.number_of_frames_in_file, plan, mode)
+                out.append((frames["data"], frames["header"]) if return_headers else frames["data"])
+            elif lazy:
+                out.append(self.reader(i).lazy(plan, chunks))
+            else:
+                out.append(self.reader(i).read_plan(plan, show_progressbar=show_progressbar))
+        return out
+
+    def signal_dicts(self, arrays: list) -> list[dict]:
+        """The RosettaSciIO signal dictionary of every dataset."""
+        return [
+            signal_dict(data, self.prop, plan, transform)
+            for data, plan, transform in zip(arrays, self.plans, self.transforms)
+        ]
+
+
+def open_plan(path, shaping: Shaping = Shaping(), *, mib_prop=None, series=False, storage_options=None) -> ReadPlan:
+    """Open ``path`` (or take ``mib_prop``, parsed before) and plan what to read of it."""
+    prop = mib_prop
+    if prop is None:
+        prop = MIBProperties.from_path(path, series=series, storage_options=storage_options)
+    if not isinstance(prop, MIBProperties) or prop.header is None:
+        raise TypeError("`mib_prop` must be a parsed MIBProperties (MIBProperties.from_path(path))")
+    return ReadPlan.make(prop, shaping)
+
+
+def load_datasets(
+    path,
+    shaping: Shaping = Shaping(),
+    *,
+    lazy=False,
+    print_info=False,
+    mib_prop=None,
+    series=False,
+    storage_options=None,
+    **array_options,
+) -> tuple[list, ReadPlan]:
+    """The data of every dataset of ``path`` and the plan they were read by.
+
+    ``array_options``: ``chunks``, ``mmap_mode``, ``return_mmap``,
+    ``return_headers``, ``show_progressbar`` (:meth:`ReadPlan.arrays`).
+    Frames are selected and offset, then shaped, then gapped and binned.
+    """
+    plan = open_plan(path, shaping, mib_prop=mib_prop, series=series, storage_options=storage_options)
+    if lazy and plan.prop.buffer:
+        raise ValueError("Loading a memory buffer lazily is not supported: pass a file path, or lazy=False")
+    if print_info:
+        print(plan)  # noqa: T201
+    return plan.arrays(lazy=lazy, **array_options), plan
 
 
 def _check_mmap_mode(mmap_mode, lazy: bool) -> str:
@@ -67,78 +199,7 @@ def _check_mmap_mode(mmap_mode, lazy: bool) -> str:
     return mmap_mode
 
 
-def load_datasets(
-    path,
-    *,
-    lazy=False,
-    chunks="auto",
-    mmap_mode=None,
-    navigation_shape=None,
-    first_frame=None,
-    last_frame=None,
-    mib_prop=None,
-    return_headers=False,
-    print_info=False,
-    return_mmap=False,
-    series=False,
-    counters=None,
-    show_progressbar=None,
-    infer=True,
-    flip=False,
-    quad_gap=None,
-    bin_signal=1,
-    bin_navigation=1,
-    sync_offset=0,
-    storage_options=None,
-):
-    """Read every dataset of a file: ``([data, ...], prop, [plan, ...], [transform, ...])``.
-
-    ``flip`` reverses the rows while reading (eager and lazy reads only).
-    Frames are selected and offset, then shaped, then gapped and binned.
-    """
-    prop = mib_prop
-    if prop is None:
-        prop = MIBProperties.from_path(path, series=series, storage_options=storage_options)
-    if not isinstance(prop, MIBProperties) or prop.header is None:
-        raise TypeError("`mib_prop` must be a parsed MIBProperties (MIBProperties.from_path(path))")
-    if lazy and prop.buffer:
-        raise ValueError("Loading a memory buffer lazily is not supported: pass a file path, or lazy=False")
-    if return_headers and not return_mmap:
-        raise ValueError("`return_headers=True` needs `return_mmap=True`")
-    if return_mmap and len(prop.segments) > 1:
-        raise ValueError("a memory map covers one file: use return_mmap=False to read a multi-file series")
-    mode = _check_mmap_mode(mmap_mode, lazy)
-    plans = plan_datasets(prop, navigation_shape, first_frame, last_frame, counters, infer, sync_offset)
-    geometry, source = prop.geometry, prop.source
-    transforms = [
-        check_transform(quad_gap, bin_signal, bin_navigation, geometry, plan.shape, prop.source.name) for plan in plans
-    ]
-    if print_info:
-        print(prop)  # noqa: T201
-    out = []
-    for plan, transform in zip(plans, transforms):
-        if return_mmap:
-            if not transform.identity or plan.blank:
-                raise ValueError(
-                    "a memory map shows the file as it is: quad_gap, bin_signal, bin_navigation and a negative "
-                    "sync_offset need return_mmap=False"
-                )
-            if source.remote:  # no memory map of a URL or file object: its bytes, fetched once
-                source = fetch_all(source)
-            frames = memmap_frames(source, geometry, prop.number_of_frames_in_file, plan, mode)
-            out.append((frames["data"], frames["header"]) if return_headers else frames["data"])
-        elif lazy:
-            out.append(lazy_array(prop.segments, geometry, plan, chunks, flip, transform))
-        elif transform.identity:
-            out.append(
-                read_planned(source, prop.segments, geometry, plan, show_progressbar=show_progressbar, flip=flip)
-            )
-        else:
-            out.append(read_transformed(source, prop.segments, geometry, plan, transform, flip=flip))
-    return out, prop, plans, transforms
-
-
-def signal_dict(data, prop: MIBProperties, plan: ScanPlan, transform, flip_y: bool) -> dict:
+def signal_dict(data, prop: MIBProperties, plan: ScanPlan, transform: Transform) -> dict:
     """The RosettaSciIO signal dictionary of one dataset."""
     md = metadata(prop, prop.source.name, transform)
     if plan.counter is not None:
@@ -147,6 +208,6 @@ def signal_dict(data, prop: MIBProperties, plan: ScanPlan, transform, flip_y: bo
         "data": data,
         "axes": axes(data.shape[:-2], data.shape[-2:], transform.bin_navigation, transform.bin_signal),
         "metadata": md,
-        "original_metadata": original_metadata(prop, plan, flip_y, transform),
+        "original_metadata": original_metadata(prop, plan, transform.flip, transform),
         "mapping": {},
     }

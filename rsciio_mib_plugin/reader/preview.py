@@ -116,10 +116,10 @@ def bright_field(path, navigation_shape=None, progress=None, storage_options=Non
 
     import dask
 
-    from .load import load_datasets
+    from .load import Shaping, load_datasets
 
-    data = load_datasets(path, lazy=True, flip=True, navigation_shape=navigation_shape, storage_options=storage_options)
-    data = data[0][0]
+    shaping = Shaping(navigation_shape, flip=True)
+    data = load_datasets(path, shaping, lazy=True, storage_options=storage_options)[0][0]
     frame = data.shape[-2:]
     flat = data.reshape((-1,) + frame)
     sample = flat[sample_positions(flat.shape[0], math.prod(frame) * data.dtype.itemsize)]

@@ -45,9 +45,8 @@ def references(
     MIBFormatError
         For RAW files (bit-packed pixels have no byte range of their own).
     """
-    from .load import plan_datasets, signal_dict
+    from .load import ReadPlan, Shaping, signal_dict
     from .properties import MIBProperties
-    from .transforms import check_transform
 
     prop = MIBProperties.from_path(path, storage_options=storage_options)
     if prop.geometry.raw:
@@ -55,17 +54,17 @@ def references(
             f"{prop.source.name}: RAW (R64) frames are bit-packed 64-bit words whose pixels need reordering; "
             "a zarr reference can only point at stored pixels. Convert the file instead (rsciio-mib convert)"
         )
-    plans = plan_datasets(prop, navigation_shape, first_frame, last_frame, None, True, sync_offset)
+    read_plan = ReadPlan.make(prop, Shaping(navigation_shape, first_frame, last_frame, sync_offset=sync_offset))
+    plans = read_plan.plans
     geometry = prop.geometry
     refs = {".zgroup": json.dumps({"zarr_format": 2})}
-    for plan in plans:
+    for plan, transform in zip(plans, read_plan.transforms):
         name = "data" if len(plans) == 1 else f"counter_{plan.counter}"
         frames = plan.frame_numbers()
         nav = plan.shape
-        transform = check_transform(None, 1, 1, geometry, nav, prop.source.name)
         # The signal file_reader gives, rows in file order; the pixels are not read (a zero-stride stand-in).
         stand_in = np.broadcast_to(np.zeros((), geometry.dtype), nav + geometry.shape)
-        info = signal_dict(stand_in, prop, plan, transform, flip_y=False)
+        info = signal_dict(stand_in, prop, plan, transform)
         refs[f"{name}/.zarray"] = json.dumps(
             {
                 "zarr_format": 2,

@@ -24,16 +24,23 @@ _UNSIGNED = (np.uint8, np.uint16, np.uint32, np.uint64)
 
 @dataclass(frozen=True)
 class Transform:
-    """What to do to every frame and scan while reading."""
+    """What to do to every frame and scan while reading.
+
+    ``flip`` is the orientation: rows reversed as they are decoded, so the
+    image reads as the Merlin software shows it (file row 0 at the bottom,
+    docs/format.md §5); ``hs.load`` flips, ``load_mib_data`` keeps file order.
+    """
 
     quad_gap: int | None = None  # pixels between the chips; None: as stored
     bin_signal: int = 1
     bin_navigation: int = 1
     stored_gap: int = 0  # pixels between the chips in the file (2x2G: 2)
     out_dtype: str = ""  # of the binned sums; "" without binning
+    flip: bool = False
 
     @property
-    def identity(self) -> bool:
+    def plain(self) -> bool:
+        """No chip gap to place and nothing to bin: frames are decoded (and oriented) straight into the output."""
         return self.quad_gap in (None, self.stored_gap) and self.bin_signal == 1 and self.bin_navigation == 1
 
     def frame_shape(self, geometry: Geometry) -> tuple[int, int]:
@@ -110,7 +117,7 @@ def bin_sum(frames: np.ndarray, b: int, out: np.ndarray) -> np.ndarray:
 
 
 def check_transform(
-    quad_gap, bin_signal, bin_navigation, geometry: Geometry, nav_shape: tuple[int, ...], name: str
+    quad_gap, bin_signal, bin_navigation, geometry: Geometry, nav_shape: tuple[int, ...], name: str, flip: bool = False
 ) -> Transform:
     """Validate the keywords against the file; a clear error naming the argument otherwise."""
     for key, value, low in (
@@ -140,6 +147,7 @@ def check_transform(
         bin_navigation=int(bin_navigation),
         stored_gap=stored_gap,
         out_dtype=sum_dtype(geometry, int(bin_signal) ** 2 * int(bin_navigation) ** len(nav_shape)),
+        flip=bool(flip),
     )
     for size in transform.gapped_shape(geometry):
         if size % transform.bin_signal:

@@ -49,11 +49,14 @@ def test_lazy_arrays_compute_on_a_local_cluster(files):
 def test_chunk_tasks_carry_paths_not_handles(files):
     path, _ = files["processed"]
     lazy = load_mib_data(path, lazy=True, return_mmap=False)
+    found = False
     for task in dict(lazy.__dask_graph__()).values():
         if isinstance(task, tuple) and task and task[0] is read_module.read_chunk:
-            segments = task[1]
-            assert all(isinstance(seg.path, str) for seg in segments)
+            reader = task[1]
+            assert all(isinstance(seg.path, str) for seg in reader.segments) and reader.buffer is None
             assert not any(isinstance(arg, (np.ndarray, np.memmap)) for arg in task[1:])
+            found = True
+    assert found
 
 
 def test_lazy_open_reads_no_frame_headers_but_first_and_last(files, monkeypatch):
