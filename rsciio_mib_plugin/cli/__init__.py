@@ -6,7 +6,10 @@ Errors are one line on stderr; ``--debug`` shows the traceback.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import warnings
 
 from .parser import build_parser
@@ -21,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.progress is None:
         args.progress = sys.stderr.isatty()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _terminate_as_interrupt():
         warnings.showwarning = one_line_warnings(args.command)
         try:
             return args.run(args)
@@ -37,6 +40,24 @@ def main(argv: list[str] | None = None) -> int:
             error(args.command, "interrupted")
             return 130
     return 1
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (a scheduler, ``kill``) ends a command as Ctrl-C does: what it was writing is
+    cleaned up (no partial archive; a recording cut to whole frames) before it exits."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt("terminated")
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 __all__ = ["main"]

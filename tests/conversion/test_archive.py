@@ -110,89 +110,79 @@ def test_summaries_equal_numpy(files, tmp_path):
     assert report["disc"]["radius"] == pytest.approx(disc[2])
 
 
+def pass_over(path, block_frames: int, piece_frames: int | None = None, threads: int = 1, series: bool = False):
+    """The conversion's one pass over ``path`` (as hs.load shows it) in blocks and pieces of the sizes given:
+    ``(data written, summaries)``."""
+    from rsciio_mib_plugin.conversion.blocks import PIECE_BYTES, BlockPlan
+    from rsciio_mib_plugin.conversion.one_pass import run_pass
+    from rsciio_mib_plugin.reader.load import Shaping, open_plan
+
+    read_plan = open_plan(path, Shaping(flip=True), series=series)
+    reader, plan = read_plan.reader(0), read_plan.plans[0]
+    nav, frame = reader.navigation_shape(plan), reader.frame_shape
+    frame_bytes = int(np.prod(frame)) * reader.dtype.itemsize
+    out = np.zeros(nav + frame, reader.dtype)
+
+    def write(nav_slices, block):
+        out[nav_slices] = block
+
+    chunks = (1,) * (len(nav) - 1) + (nav[-1],) + frame
+    piece_bytes = piece_frames * frame_bytes if piece_frames else PIECE_BYTES
+    blocks = BlockPlan(nav, frame, reader.dtype, chunks, block_frames * frame_bytes, piece_bytes)
+    return out, run_pass(reader, plan, blocks, write, threads, None)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
-def test_summaries_over_many_blocks_and_pieces(tmp_path, monkeypatch, threads):
+def test_summaries_over_many_blocks_and_pieces(tmp_path, threads):
     """Blocks on two workers, pieces of a few frames, counts near the 12-bit top: still exact."""
-    import hyperspy.api as hs
-
-    import rsciio_mib_plugin.conversion.archive as archive
-
     counts = RNG.integers(4000, 4096, size=(5, 7, 16, 256), dtype=np.uint16)
     counts[2, 3] = 0  # a blank frame among them
     path = write_mib(tmp_path / "bright.mib", counts)
-    frame_bytes = 16 * 256 * 2
-    monkeypatch.setattr(archive, "BLOCK_BYTES", 7 * frame_bytes)  # one scan line per block
-    monkeypatch.setattr(archive, "PIECE_BYTES", 3 * frame_bytes)  # 3 + 3 + 1 frames per line
-    convert(path, tmp_path / "out", threads=threads, chunks=(1, 7, 16, 256))
-    data = eager(path).astype(np.float64)
-    summaries = hs.load(tmp_path / "out" / "bright.zspy").metadata.Summaries
-    np.testing.assert_allclose(summaries.mean_pattern, data.mean(axis=(0, 1)), rtol=1e-6)
-    np.testing.assert_array_equal(summaries.max_pattern, data.max(axis=(0, 1)))
-    np.testing.assert_array_equal(summaries.frame_totals, data.sum(axis=(2, 3)))
-    vbf = summaries.virtual_bright_field
-    disc = (vbf.centre_row, vbf.centre_col, vbf.radius)
-    np.testing.assert_array_equal(vbf.image, (data * disc_mask((16, 256), disc)).sum(axis=(2, 3)))
-    assert summaries.frame_totals[2, 3] == 0
+    written, summaries = pass_over(path, block_frames=7, piece_frames=3, threads=threads)  # a line a block: 3+3+1
+    data = eager(path)
+    np.testing.assert_array_equal(written, data)
+    data = data.astype(np.float64)
+    meta = summaries.metadata(str(path))
+    np.testing.assert_allclose(meta["mean_pattern"], data.mean(axis=(0, 1)), rtol=1e-6)
+    np.testing.assert_array_equal(meta["max_pattern"], data.max(axis=(0, 1)))
+    np.testing.assert_array_equal(meta["frame_totals"], data.sum(axis=(2, 3)))
+    vbf = meta["virtual_bright_field"]
+    disc = (vbf["centre_row"], vbf["centre_col"], vbf["radius"])
+    np.testing.assert_array_equal(vbf["image"], (data * disc_mask((16, 256), disc)).sum(axis=(2, 3)))
+    assert meta["frame_totals"][2, 3] == 0
 
 
-def test_times_and_exposures_of_every_frame_when_binning(tmp_path):
-    import hyperspy.api as hs
+@pytest.mark.parametrize("how, threads", [("SIGINT", "1"), ("SIGTERM", "2")])
+def test_an_interrupted_conversion_leaves_nothing(tmp_path, how, threads):
+    """Ctrl-C or a SIGTERM half way through: no archive, no temporary folder, the input untouched."""
+    import signal
+    import subprocess
+    import sys
+    import time
 
-    from rsciio_mib_plugin import load_mib_data, parse_timestamps
-
-    data = RNG.integers(0, 50, size=(4, 6, 16, 256), dtype=np.uint16)
-    path = write_mib(tmp_path / "scan.mib", data, exposure=np.linspace(0.001, 0.024, 24))
-    convert(path, tmp_path / "out", bin_navigation=2)
-    back = hs.load(tmp_path / "out" / "scan.zspy")
-    assert back.data.shape == (2, 3, 16, 256)
-    times, exposures = back.metadata.Summaries.frame_start_times_ns, back.metadata.Summaries.frame_exposures_ms
-    headers = load_mib_data(path, return_headers=True)[1]
-    expected = np.array([np.datetime64(t.rstrip("Z"), "ns") for t in parse_timestamps(headers)], dtype=np.int64)
-    np.testing.assert_array_equal(times, expected.reshape(4, 6))  # in scan order, before binning
-    np.testing.assert_allclose(exposures, np.linspace(1, 24, 24).reshape(4, 6))
-
-
-@pytest.mark.parametrize("fmt", ["zspy", "hspy"])
-def test_binned_and_gapped_archives(files, tmp_path, fmt):
-    import hyperspy.api as hs
-
-    path = files["raw"]
-    convert(path, tmp_path, format=fmt, bin_signal=2, quad_gap=2, first_frame=0, last_frame=4, navigation_shape=(2, 2))
-    expected = eager(path, bin_signal=2, quad_gap=2, first_frame=0, last_frame=4, navigation_shape=(2, 2))
-    flat = eager(path, flip_y=False).reshape(-1, 512, 512)[:4].reshape(2, 2, 512, 512)
-    gapped = np.insert(np.insert(flat, [256] * 2, 0, axis=-2), [256] * 2, 0, axis=-1)
-    numpy_binned = gapped.reshape(2, 2, 257, 2, 257, 2).sum(axis=(3, 5))[..., ::-1, :]
-    np.testing.assert_array_equal(expected, numpy_binned)
-    back = hs.load(tmp_path / f"raw.{fmt}")
-    np.testing.assert_array_equal(back.data, expected)
-    assert back.axes_manager.signal_axes[0].scale == 2
-
-
-def test_interrupted_conversion_leaves_nothing(files, tmp_path, monkeypatch):
-    import hyperspy.api as hs
-
-    import rsciio_mib_plugin.conversion.archive as archive
-
-    path = files["single"]
-    before = path.read_bytes()
-    calls = []
-    original = archive.Job.read_groups
-
-    def failing(self, groups, out, heads=None):
-        calls.append(1)
-        if len(calls) == 3:  # the ratio sample, the first scan line, then half way through the second
-            raise KeyboardInterrupt("killed half way")
-        return original(self, groups, out, heads)
-
-    monkeypatch.setattr(archive, "BLOCK_BYTES", 1)  # one scan line per block
-    monkeypatch.setattr(archive.Job, "read_groups", failing)
-    with pytest.raises(KeyboardInterrupt):
-        convert(path, tmp_path, threads=1)
-    assert len(calls) == 3
-    assert os.listdir(tmp_path) == []  # no archive, no temporary left
-    assert path.read_bytes() == before
-    with pytest.raises(Exception):  # noqa: B017 - nothing that hs.load would accept
-        hs.load(tmp_path / "single.zspy")
+    data = RNG.integers(0, 4096, size=(48, 64, 256, 256), dtype=np.uint16)  # 400 MB: seconds to convert
+    path = write_mib(tmp_path / "big.mib", data)
+    del data
+    before = path.stat()
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "rsciio_mib_plugin", "convert", str(path), "-o", str(out), "--threads", threads]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.is_dir() and any(out.iterdir())) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert process.poll() is None, "the conversion ended before it could be interrupted"
+        time.sleep(0.2)  # some chunks written
+        process.send_signal(getattr(signal, how))
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    assert process.returncode != 0 and "interrupted" in err
+    assert os.listdir(out) == []  # no archive, no temporary left
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
 
 
 def test_overwrite_is_refused_before_any_work(files, tmp_path):
@@ -236,13 +226,11 @@ def test_counters_make_one_archive_each(tmp_path):
     assert [os.path.basename(r["output"]) for r in reports] == ["both_counter0.zspy", "both_counter1.zspy"]
 
 
-def test_an_unreadable_exposure_is_a_gap_in_the_summaries_not_a_failure(tmp_path, monkeypatch):
+def test_an_unreadable_exposure_is_a_gap_in_the_summaries_not_a_failure(tmp_path):
     import hyperspy.api as hs
 
-    import rsciio_mib_plugin.conversion.archive as archive
     from rsciio_mib_plugin import MIBWarning
 
-    monkeypatch.setattr(archive, "BLOCK_BYTES", 1)  # one scan line per block: the bad header in the second
     data = RNG.integers(0, 100, size=(2, 5, 16, 256), dtype=np.uint16)
     path = write_mib(tmp_path / "scan.mib", data)
     raw = bytearray(path.read_bytes())
@@ -250,12 +238,17 @@ def test_an_unreadable_exposure_is_a_gap_in_the_summaries_not_a_failure(tmp_path
     head = bytes(raw[at : at + 384])
     raw[at : at + 384] = head.replace(b",1000000ns,", b",10x0000ns,")
     path.write_bytes(bytes(raw))
+    _, summaries = pass_over(path, block_frames=5)  # a scan line a block: the bad header in the second
     with pytest.warns(MIBWarning, match=r"scan\.mib: the time or exposure of 1 frame\(s\) \(6\) cannot be read"):
-        convert(path, tmp_path / "out")
-    summaries = hs.load(tmp_path / "out" / "scan.zspy").metadata.Summaries
-    exposures, times = summaries.frame_exposures_ms.ravel(), summaries.frame_start_times_ns.ravel()
-    assert np.isnan(exposures[6]) and times[6] == -1
-    assert np.delete(exposures, 6).tolist() == [1.0] * 9 and (np.delete(times, 6) > 0).all()
+        meta = summaries.metadata(str(path))
+    for summary in (meta, None):
+        if summary is None:  # the same through convert, in its own blocks
+            with pytest.warns(MIBWarning, match=r"the time or exposure of 1 frame\(s\) \(6\) cannot be read"):
+                convert(path, tmp_path / "out")
+            summary = hs.load(tmp_path / "out" / "scan.zspy").metadata.Summaries.as_dictionary()
+        exposures, times = summary["frame_exposures_ms"].ravel(), summary["frame_start_times_ns"].ravel()
+        assert np.isnan(exposures[6]) and times[6] == -1
+        assert np.delete(exposures, 6).tolist() == [1.0] * 9 and (np.delete(times, 6) > 0).all()
     np.testing.assert_array_equal(hs.load(tmp_path / "out" / "scan.zspy").data, data[..., ::-1, :])
 
 
@@ -278,10 +271,8 @@ def test_a_frame_time_in_another_format_leaves_the_others(tmp_path):
     assert times[5] == -1 and (np.delete(times, 5) > 0).all()
 
 
-def test_a_series_of_files_is_one_archive_with_every_frame_time(tmp_path, monkeypatch):
+def test_a_series_of_files_is_one_archive_with_every_frame_time(tmp_path):
     import hyperspy.api as hs
-
-    import rsciio_mib_plugin.conversion.archive as archive
 
     data = RNG.integers(0, 100, size=(3, 4, 16, 256), dtype=np.uint16)
     flat = data.reshape(-1, 16, 256)
@@ -294,7 +285,9 @@ def test_a_series_of_files_is_one_archive_with_every_frame_time(tmp_path, monkey
     write_mib(tmp_path / "tmp.mib", data)  # the acquisition's .hdr beside the first file
     (tmp_path / "tmp.hdr").rename(tmp_path / "scan1.hdr")
     (tmp_path / "tmp.mib").unlink()
-    monkeypatch.setattr(archive, "BLOCK_BYTES", 2 * 4 * 16 * 256 * 2)  # two scan lines a block: across the files
+    written, summaries = pass_over(tmp_path / "scan2.mib", block_frames=8, series=True)  # 2 lines a block: across files
+    np.testing.assert_array_equal(written, data[..., ::-1, :])
+    np.testing.assert_array_equal(summaries.times, times.reshape(3, 4))
     convert(tmp_path / "scan2.mib", tmp_path / "out", series=True)
     back = hs.load(tmp_path / "out" / "scan2.zspy")
     np.testing.assert_array_equal(back.data, data[..., ::-1, :])
@@ -380,7 +373,7 @@ def test_chunks_are_sized_by_the_compression_ratio(tmp_path, fmt):
 @pytest.mark.parametrize("shape", [(37, 1000), (128, 65536), (1, 5)])
 def test_grouped_sums_never_overflow(dtype, top, shape):
     """Partial sums in the frames' own type stay under its maximum, whatever the counts."""
-    from rsciio_mib_plugin.conversion.archive import _grouped_sum
+    from rsciio_mib_plugin.conversion.summaries import _grouped_sum
 
     rng = np.random.default_rng(top)
     a = rng.integers(top - 1, top + 1, shape, endpoint=False).astype(dtype)  # near the maximum: the hard case
