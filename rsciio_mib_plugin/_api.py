@@ -82,7 +82,7 @@ def load_mib_data(
     {SERIES}
     {COUNTERS}
     {SHOW_PROGRESSBAR}
-    {GEOMETRY}
+    {TRANSFORMS}
     {STORAGE_OPTIONS}
 
     Returns
@@ -168,7 +168,7 @@ def file_reader(
     {SERIES}
     {COUNTERS}
     {SHOW_PROGRESSBAR}
-    {GEOMETRY}
+    {TRANSFORMS}
     {STORAGE_OPTIONS}
         A reference file written by ``rsciio-mib reference`` (``.json``) is
         read too: the same signal, its pixels fetched through the references.

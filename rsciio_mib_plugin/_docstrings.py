@@ -83,7 +83,7 @@ SHOW_PROGRESSBAR = """show_progressbar : bool or None, default=None
         ``None`` follows HyperSpy's ``show_progressbar`` preference when HyperSpy
         is in use (lazy arrays show HyperSpy's own bar on ``compute()``)."""
 
-GEOMETRY = """quad_gap : int or None, default=None
+TRANSFORMS = """quad_gap : int or None, default=None
         For quad frames, put this many zero-filled rows and columns between
         the chips (3 gives 515×515, as pyxem and ePSIC do; a ``2x2G`` file's
         2-pixel gap is re-spaced). The gap pixels are recorded in

@@ -55,7 +55,7 @@ def reference_read(path) -> tuple[np.ndarray, list[bytes]]:
 
 
 def reference_raw(path, depth: int) -> np.ndarray:
-    """RAW frames decoded from the spec (mib-format.md §4.2, §4.5) in a few lines."""
+    """RAW frames decoded from the spec (docs/format.md §4.2, §4.5) in a few lines."""
     raw = Path(path).read_bytes()
     fields = raw[:64].split(b",")
     header_bytes, width, height, chips = int(fields[2]), int(fields[4]), int(fields[5]), int(fields[3])

@@ -7,7 +7,7 @@ from pathlib import Path
 from .commands import preview
 
 #: Dwell per scan position and the extra time the beam takes to fly back at
-#: the end of each line: the gaps the timestamp rule finds (mib-format.md §10).
+#: the end of each line: the gaps the timestamp rule finds (docs/format.md §10).
 DEMO_DWELL_S = 0.001
 DEMO_FLYBACK_S = 0.0005
 

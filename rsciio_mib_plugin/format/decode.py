@@ -1,7 +1,7 @@
 """Turn frame payloads into pixels (pure numpy, vectorised over frames).
 
 Processed frames (``U08``/``U16``/``U32``) are big-endian integers in row-major
-order (mib-format.md §4.1). RAW (``R64``) frames are 64-bit big-endian words
+order (docs/format.md §4.1). RAW (``R64``) frames are 64-bit big-endian words
 holding 64/s pixels each, pixel k in bits ``[k*s, (k+1)*s)`` counted from the
 least significant bit (§4.2); quad RAW rows hold one row of each chip and need
 reassembling (§4.5).
@@ -127,7 +127,7 @@ def _assemble_quad(stored: np.ndarray, out: np.ndarray, gap: int, packed: bool) 
 
     Raw row r holds row r of chips [4 | 3 | 2 | 1]; chips 1 and 2 go to the top
     half as they are, chips 3 and 4 to the bottom half rotated by 180 degrees
-    (mib-format.md §4.5, verified on the quad test pattern). ``stored`` holds
+    (docs/format.md §4.5, verified on the quad test pattern). ``stored`` holds
     pixels or, when ``packed`` (1 bit), bytes of 8 pixels, which are rearranged
     before they are unpacked (8 times less data to move).
     """

@@ -2,7 +2,7 @@
 
 Pure functions only: bytes in, :class:`FrameHeader` out, :class:`MIBFormatError`
 on anything malformed. Field positions and their meaning follow
-``mib-format.md`` §2.
+``docs/format.md`` §2.
 """
 
 from __future__ import annotations
@@ -17,24 +17,24 @@ from ..errors import MIBFormatError, where
 
 #: Bytes read to find the header length: the length field sits at offset 11
 #: while the sequence number has 6 digits, but we split on commas instead of
-#: trusting offsets (mib-format.md §2.1), so read a little more.
+#: trusting offsets (docs/format.md §2.1), so read a little more.
 PROBE_BYTES = 64
 
 #: Largest header we accept. ADMerlin sizes headers as 256 + 128 x chips with at
-#: most 16 chips (mib-format.md §2.1); anything larger is not a Merlin header.
+#: most 16 chips (docs/format.md §2.1); anything larger is not a Merlin header.
 MAX_HEADER_BYTES = 256 + 128 * 16
 
 #: Bits of one pixel slot in the file for each pixel type; R64 depends on depth.
 PROCESSED_BITS = {"U01": 8, "U08": 8, "U16": 16, "U32": 32, "U64": 64}
 # U01 is listed in the manual but never seen; LiberTEM-rs reads it as one byte
-# per pixel (mib-format.md §3), and so do we.
+# per pixel (docs/format.md §3), and so do we.
 RAW_SLOT_BITS = {1: 1, 6: 8, 12: 16, 24: 16}
 COUNTER_DEPTHS = (1, 6, 12, 24)
 
 
 @dataclass(frozen=True)
 class FrameHeader:
-    """Everything one ``MQ1`` frame header says (mib-format.md §2.2)."""
+    """Everything one ``MQ1`` frame header says (docs/format.md §2.2)."""
 
     sequence: int
     header_bytes: int
@@ -270,7 +270,7 @@ def parse_header(raw: bytes, source: str = "<buffer>", frame: int = 0, offset: i
 def _thresholds_and_dacs(fields: list[str]) -> tuple[tuple[float, ...], tuple[tuple[str, ...], ...], int]:
     """Thresholds (fields 14-21) and per-chip DAC blocks, where present.
 
-    Some RAW headers leave a single empty field instead (mib-format.md §2.4), so
+    Some RAW headers leave a single empty field instead (docs/format.md §2.4), so
     both are optional. Returns them and the index of the first field after.
     """
     index = 14
@@ -366,7 +366,7 @@ def iso_time(text: str) -> str | None:
 
     MQ1A gives ``2021-04-15T13:44:43.100924481Z``, field 9
     ``2021-04-15 14:44:43.100924``, and files before ~2018 ``15/04/2021 14:44:43``
-    (day first; pyxem's fallback parser, mib-format.md §2.4).
+    (day first; pyxem's fallback parser, docs/format.md §2.4).
     """
     text = text.strip().rstrip("Z")
     date, _, time = text.replace("T", " ").partition(" ")

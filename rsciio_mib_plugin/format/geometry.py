@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import MIBFormatError, where
 from .frame_header import PROCESSED_BITS, RAW_SLOT_BITS, FrameHeader, stored_gap
 
-#: Chips per quad layout and the decoded frame shape (mib-format.md §4.5, §8).
+#: Chips per quad layout and the decoded frame shape (docs/format.md §4.5, §8).
 QUAD_LAYOUTS = ("2x2", "2x2G")
 
 
@@ -95,7 +95,7 @@ def frame_geometry(header: FrameHeader, hdr_depth: int | None = None, source: st
         )
 
     # RAW: the frame header states the depth only in its MQ1A extension; older
-    # files need the .hdr "Counter Depth" (mib-format.md §2.3, §2.4).
+    # files need the .hdr "Counter Depth" (docs/format.md §2.3, §2.4).
     depth = header.counter_depth if header.counter_depth is not None else hdr_depth
     if depth is None:
         raise MIBFormatError(
@@ -126,7 +126,7 @@ def frame_geometry(header: FrameHeader, hdr_depth: int | None = None, source: st
     else:
         raise MIBFormatError(
             f"{where(source, 0, 0)}: RAW frames with the {layout!r} layout are not "
-            "supported (only 1x1, 2x2 and 2x2G; mib-format.md §4.5)"
+            "supported (only 1x1, 2x2 and 2x2G; docs/format.md §4.5)"
         )
     out_bits = {1: 8, 6: 8, 12: 16, 24: 32}[depth]
     return Geometry(
@@ -147,7 +147,7 @@ def count_frames(size: int, geometry: Geometry, source: str = "<buffer>", prefix
     """Number of complete frames in ``size`` bytes and the bytes left over.
 
     ``prefix`` bytes precede every frame (MPX captures). A truncated last frame
-    is left out (mib-format.md §11).
+    is left out (docs/format.md §11).
     """
     n, rest = divmod(size, geometry.frame_bytes + prefix)
     if n == 0:

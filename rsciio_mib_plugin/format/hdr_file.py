@@ -1,4 +1,4 @@
-"""Find and parse the ``.hdr`` acquisition-header side file (mib-format.md §9)."""
+"""Find and parse the ``.hdr`` acquisition-header side file (docs/format.md §9)."""
 
 from __future__ import annotations
 

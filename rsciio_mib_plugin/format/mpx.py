@@ -2,7 +2,7 @@
 
 Each message is ``MPX,`` + 10 decimal digits + ``,`` + body, where the number
 counts the body plus one (the comma before it; the manual's prose is off by
-one, mib-format.md §12). An optional first body ``HDR,...`` carries the
+one, docs/format.md §12). An optional first body ``HDR,...`` carries the
 acquisition header (the ``.hdr``); every other body is one frame, byte for byte
 as in a ``.mib`` file. So a capture reads like a ``.mib`` whose frames start
 15 bytes apart from each other's ends.
@@ -63,7 +63,7 @@ def locate(pread, size: int, name: str) -> Capture:
     length = message_length(pread(0, PREFIX), name, 0)
     if pread(PREFIX, 4) == b"HDR,":
         # The in-band .hdr: capped like the side file, so a hostile length
-        # cannot make us read the whole capture (mib-format.md §9.1, §12).
+        # cannot make us read the whole capture (docs/format.md §9.1, §12).
         if not 4 <= length <= MAX_HDR_BYTES:
             raise MIBFormatError(
                 f"{where(name, None, 0)}: the HDR message length is {length} bytes, expected 4 to {MAX_HDR_BYTES}"

@@ -1,7 +1,7 @@
 """Write Merlin ``.mib`` files (and their ``.hdr``) as the Merlin software does.
 
 Used by the tests to build synthetic files of every kind, and by users who
-want to hand MIB data to other tools. Header layout follows mib-format.md §2,
+want to hand MIB data to other tools. Header layout follows docs/format.md §2,
 RAW packing §4.2-§4.5, the ``.hdr`` §9.1.
 """
 
@@ -73,7 +73,7 @@ def write_mib(
     mpx : bool
         Write a capture of the TCP data port instead: ``MPX,`` framed
         messages, the ``.hdr`` as the first (``HDR,``) message when ``hdr``
-        is not False, then one message per frame (mib-format.md §12).
+        is not False, then one message per frame (docs/format.md §12).
 
     Returns
     -------
@@ -314,5 +314,5 @@ def _pack(pixels: np.ndarray, depth: int) -> np.ndarray:
         stream = np.ascontiguousarray(pixels.astype("<u2")).view(np.uint8).reshape(n, -1)
     if stream.shape[1] % 8:
         raise ValueError("RAW frames must fill whole 64-bit words")
-    # Reverse the bytes of each 64-bit word (mib-format.md §4.2).
+    # Reverse the bytes of each 64-bit word (docs/format.md §4.2).
     return np.ascontiguousarray(stream).view("<u8").astype(">u8").view(np.uint8).reshape(n, -1)

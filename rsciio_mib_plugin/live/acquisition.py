@@ -3,7 +3,7 @@
 Imported only when used. The control port (6341) takes ``GET``/``SET``/``CMD``
 requests; the data port (6342) sends one ``HDR`` message per acquisition (the
 ``.hdr`` text) and then one message per frame whose body is the frame exactly
-as a ``.mib`` file holds it (mib-format.md §12). So a recording is the frame
+as a ``.mib`` file holds it (docs/format.md §12). So a recording is the frame
 bodies concatenated, and the frames decode as :func:`load_mib_data` decodes
 a file.
 

@@ -1,7 +1,7 @@
 """A Merlin detector simulator: a ``.mib`` file served on the control and data ports.
 
 What ``rsciio-mib serve`` runs. It answers ``GET``/``SET``/``CMD`` on the
-control port as the Merlin software does (mib-format.md §12: the reply
+control port as the Merlin software does (docs/format.md §12: the reply
 echoes the request and ends with a status code, 0 ok, 1 busy, 2 not
 recognised, 3 out of range) and, on ``STARTACQUISITION`` (or on each data
 connection with ``start_on_connect``), sends the file's ``.hdr`` as the

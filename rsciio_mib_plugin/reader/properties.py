@@ -147,7 +147,7 @@ class MIBProperties:
         source, header, geometry, n_frames, rest, in_band = files[0]
         self.mpx_capture = source.prefix > 0
         if in_band is not None:
-            # A capture's HDR message is its .hdr (mib-format.md §12).
+            # A capture's HDR message is its .hdr (docs/format.md §12).
             hdr = parse_hdr_text(in_band) or hdr
             self.hdr_path = "in-band HDR message"
             check_numbers(hdr or {}, f"{source.name} (in-band HDR message)")

@@ -1,7 +1,7 @@
 """References instead of copies: a processed ``.mib`` as a zarr array of byte ranges.
 
 A processed frame's pixels are one contiguous run of big-endian integers
-behind a fixed-size header (mib-format.md §3, §4.1), so every frame is a
+behind a fixed-size header (docs/format.md §3, §4.1), so every frame is a
 known byte range of the file. A reference file (fsspec's ``reference://``
 format, version 1) lists those ranges as the chunks of a zarr (v2) array, one
 chunk per frame, with the axes and metadata as zarr attributes: plain zarr,

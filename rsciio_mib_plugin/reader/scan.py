@@ -2,7 +2,7 @@
 
 Pure functions on numbers: the ``.hdr`` dict and arrays of per-frame evidence
 (timestamps, exposures, counter fields) in, a :class:`ScanPlan` out.
-Rules and their sources: mib-format.md §6 (counters), §9.3 (``.hdr`` keys),
+Rules and their sources: docs/format.md §6 (counters), §9.3 (``.hdr`` keys),
 §10 (evidence in frame headers), §11 (interrupted acquisitions).
 """
 
@@ -117,7 +117,7 @@ def scan_shape_from_hdr(hdr: dict | None, per_position: int = 1) -> tuple[tuple[
     """Scan shape (array order) from the ``.hdr``, with the rule that gave it.
 
     ScanX/ScanY (newer software) win over the frame counts; a count of zero
-    means a continuous acquisition and gives no shape (mib-format.md §9.3).
+    means a continuous acquisition and gives no shape (docs/format.md §9.3).
     ``per_position`` frames per scan position (two counters) divide the counts.
     Returns ``(None, rule, details)`` when the counts call for header
     evidence (pixel trigger) or give nothing.
@@ -146,7 +146,7 @@ def line_length_from_times(times_ns: np.ndarray, total: int | None = None) -> tu
     Line changes show as frame periods clearly above the typical one. The
     threshold is the median period plus a margin from the robust spread
     (median absolute deviation) and at least 1 µs, never "above the mean": a
-    10 ns jitter must not make lines (mib-format.md §10, quirk #4). The guess
+    10 ns jitter must not make lines (docs/format.md §10, quirk #4). The guess
     is kept only when the long periods recur exactly once per line across
     all the times given, and, when only one line change is seen, divides
     ``total`` (the frames of the acquisition).
@@ -180,7 +180,7 @@ def line_length_from_times(times_ns: np.ndarray, total: int | None = None) -> tu
 def flyback_from_exposures(exposures_ms: np.ndarray) -> tuple[tuple[int, int, int] | None, dict]:
     """Frames with an outlying exposure that recur once per line (flyback frames).
 
-    Flyback frames are exposed longer (pyxem's STEM flags, mib-format.md §10);
+    Flyback frames are exposed longer (pyxem's STEM flags, docs/format.md §10);
     exposures jitter (0.000897-0.000904 s for 0.0009 s, pyxem #634), so an
     outlier must be more than 5 % longer than the median. The outliers must
     form runs of equal length ``k`` (fewer than half the line) that start every
@@ -225,7 +225,7 @@ def counter_pattern(counters: np.ndarray) -> tuple[list[int], dict]:
 
     With both counters (or colour layers) each trigger gives one frame per
     counter, each with its own header; the order is keyed on the header's
-    counter field, not assumed (mib-format.md §6).
+    counter field, not assumed (docs/format.md §6).
     """
     counters = np.asarray(counters, dtype=np.int64)
     values = list(dict.fromkeys(counters.tolist()))
@@ -463,7 +463,7 @@ def _fit(plan: ScanPlan, scan: tuple[int, ...] | None, whole: bool, explicit: bo
         if lines >= scan[0]:
             plan.shape = scan
         elif lines >= 1:
-            # Interrupted acquisition: keep complete lines (mib-format.md §11).
+            # Interrupted acquisition: keep complete lines (docs/format.md §11).
             plan.shape = (lines, scan[1])
             plan.details["frames_missing"] = wanted - available
             plan.details["incomplete_line_frames"] = available - lines * scan[1]

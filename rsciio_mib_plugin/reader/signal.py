@@ -113,7 +113,7 @@ def original_metadata(prop: MIBProperties, plan: ScanPlan, flip_y: bool, transfo
         reading["bin_signal"], reading["bin_navigation"] = transform.bin_signal, transform.bin_navigation
     reading["sync_offset"] = plan.sync_offset
     if prop.raw:
-        reading["raw_decoding"] = f"R64 {prop.counter_depth}-bit words decoded (mib-format.md 4.2)" + (
+        reading["raw_decoding"] = f"R64 {prop.counter_depth}-bit words decoded (docs/format.md 4.2)" + (
             ", quad chips reassembled (4.5)" if prop.header.chips == 4 else ""
         )
     out = {

@@ -7,7 +7,7 @@ block, so a binned load never holds the full-size array.
 The four chips of a Merlin quad are physically apart, but a ``2x2`` frame
 abuts them (512×512) and a ``2x2G`` frame puts 2 empty pixels between them
 (514×514); pyxem and Diamond's ePSIC tools insert a 3-pixel cross (515×515)
-before azimuthal integration (rosettasciio #219, mib-format.md §4.5).
+before azimuthal integration (rosettasciio #219, docs/format.md §4.5).
 """
 
 from __future__ import annotations

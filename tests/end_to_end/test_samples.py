@@ -1,4 +1,4 @@
-"""Every real sample file: values, shapes and the figures of mib-format.md §14."""
+"""Every real sample file: values, shapes and the figures of docs/format.md §14."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ PROCESSED = [
     "test_24bit_notRAW_1frame",
 ]
 
-# mib-format.md §14: (frame bytes, frames, frame-0 sum, frame-0 max, argmax (row, col))
+# docs/format.md §14: (frame bytes, frames, frame-0 sum, frame-0 max, argmax (row, col))
 FIGURES = {
     "Single_1_Frame_CounterDepth_1_Rows_256": (65920, 1, 2398, 1, (0, 0)),
     "Single_1_Frame_CounterDepth_1_Rows_256RAW": (8576, 1, 2394, 1, (0, 0)),
@@ -120,7 +120,7 @@ def test_pixel_trigger_scan_shape_from_timestamps(samples):
 
 
 def test_jittery_quad_24bit_is_a_stack(samples):
-    # 10 ns jitter fooled the built-in reader into a 3x3 scan (mib-format.md §10).
+    # 10 ns jitter fooled the built-in reader into a 3x3 scan (docs/format.md §10).
     (d,) = file_reader(samples / "Quad_9_Frame_CounterDepth_24_Rows_256.mib")
     assert d["data"].shape == (9, 512, 512)
 

@@ -181,7 +181,7 @@ def test_raw_metadata_records_the_decoding(tmp_path):
 
 
 def test_old_day_first_frame_times(tmp_path):
-    # Files before ~2018 wrote "DD/MM/YYYY hh:mm:ss" and no MQ1A (mib-format.md §2.4).
+    # Files before ~2018 wrote "DD/MM/YYYY hh:mm:ss" and no MQ1A (docs/format.md §2.4).
     data = frames((2, 3, 64, 256), 6)
     path = write_mib(
         tmp_path / "old.mib", data, mq1a=False, hdr={"ScanX": None, "ScanY": None, "Frames per Trigger": 1}

@@ -424,7 +424,7 @@ def test_silence_mid_acquisition_ends_the_recording(scan, tmp_path, record_path)
 
 
 def test_acquisition_without_hdr_message(tmp_path, record_path):
-    """The HDR message is optional (mib-format.md §12): no .hdr is written, and frames= says when to stop."""
+    """The HDR message is optional (docs/format.md §12): no .hdr is written, and frames= says when to stop."""
     data, _ = _frames("single", (2, 3))
     path = write_mib(tmp_path / "bare.mib", data, hdr=False)
     with serve(path, folder=tmp_path) as (control, port, _):

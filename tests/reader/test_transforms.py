@@ -1,4 +1,4 @@
-"""Geometry while reading (issue 17): quad chip gap, sum binning, sync offset."""
+"""Transforms while reading (issue 17): quad chip gap, sum binning, sync offset."""
 
 from __future__ import annotations
 

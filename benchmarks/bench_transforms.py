@@ -1,4 +1,4 @@
-"""Geometry while reading against the plain eager load, interleaved rounds (issue 17).
+"""Transforms while reading against the plain eager load, interleaved rounds (issue 17).
 
 Plain script, not a test. Runs ``bench_read.py``'s cases, each in its own
 process (second run timed, page cache warm), alternating plain and geometry
@@ -7,7 +7,7 @@ ratio: ``quad_gap=3`` on the 1-bit RAW quad scan against its plain load, and
 ``bin_signal=2`` on the 2.15 GB U16 scan against its plain load (with the
 peak-memory ratio).
 
-    python benchmarks/bench_geometry.py [--rounds 6] [--scan 128] [--dir /tmp/rsciio_mib_bench]
+    python benchmarks/bench_transforms.py [--rounds 6] [--scan 128] [--dir /tmp/rsciio_mib_bench]
 """
 
 from __future__ import annotations
