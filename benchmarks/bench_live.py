@@ -8,8 +8,8 @@ and, in the same run, measures:
   file system's ceiling for ``record``, no network);
 - bare: one ``sendfile`` of the same file to a client doing ``recv_into`` into
   a 16 MB buffer (the link's limit, nothing parsed or written);
-- record: ``rsciio_mib_plugin.live.acquisition.record`` writing a new ``.mib`` and ``.hdr``;
-- stream: ``rsciio_mib_plugin.live.acquisition.stream`` decoding every block;
+- record: ``rsciio_mib_plugin.live.record`` writing a new ``.mib`` and ``.hdr``;
+- stream: ``rsciio_mib_plugin.live.stream`` decoding every block;
 - stream x4: the same file served four times in one acquisition
   (``--repeat 4``, 8.6 GB) to show memory does not grow with the acquisition.
 
@@ -48,7 +48,7 @@ client.close()
 CLIENT = """
 import os, socket, sys, time
 import numpy as np
-from rsciio_mib_plugin.live.acquisition import record, stream  # imported before the clock starts, as bare's numpy
+from rsciio_mib_plugin.live import record, stream  # imported before the clock starts, as bare's numpy
 case, port, control, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 began = time.perf_counter()
 if case == "write":  # the file system's ceiling: the same number of bytes from memory to a new file

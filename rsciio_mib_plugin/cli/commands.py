@@ -142,7 +142,7 @@ def reference(args) -> int:
 
 
 def record(args) -> int:
-    from ..live.acquisition import record
+    from ..live.recorder import record
 
     r = record(
         args.output,
@@ -154,6 +154,7 @@ def record(args) -> int:
         timeout=args.timeout,
         show_progressbar=args.progress,
         overwrite=args.overwrite,
+        transfer=args.transfer,
     )
     lost = f", {len(r['lost_frames'])} lost" if r["lost_frames"] else ""
     print(
@@ -207,7 +208,7 @@ def serve(args) -> int:
 def watch(args) -> int:
     import time
 
-    from ..live.acquisition import follow
+    from ..live.follow import follow
     from ..live.preview import LivePreview
     from ..reader.preview import scan_preview
 

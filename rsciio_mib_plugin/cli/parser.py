@@ -113,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--frames", type=int, help="frames to record (default: as the HDR message says)")
     record.add_argument("--timeout", type=float, default=10.0, help="seconds without data that end it (default 10)")
     record.add_argument("--overwrite", action="store_true", help="replace existing files")
+    record.add_argument(
+        "--transfer",
+        choices=("auto", "splice", "copy"),
+        default="auto",
+        help="splice: pixels moved inside the kernel (Linux); copy: through a buffer (default: splice where possible)",
+    )
     record.set_defaults(run=commands.record)
 
     serve = sub.add_parser(

@@ -4,10 +4,10 @@ and a Merlin simulator.
 Importing this package is cheap: its modules are imported when a name is first used."""
 
 _EXPORTS = {
-    "record": ".acquisition",
+    "record": ".recorder",
     "stream": ".acquisition",
-    "follow": ".acquisition",
-    "MerlinControl": ".acquisition",
+    "follow": ".follow",
+    "MerlinControl": ".control",
     "MerlinSimulator": ".simulator",
 }
 

@@ -20,7 +20,7 @@ from servers import running
 
 from rsciio_mib_plugin import MerlinCommandError, MIBFormatError, MIBWarning, load_mib_data, write_mib
 from rsciio_mib_plugin.cli import main
-from rsciio_mib_plugin.live.acquisition import MerlinControl, follow, record, stream
+from rsciio_mib_plugin.live import MerlinControl, follow, record, stream
 from rsciio_mib_plugin.live.simulator import MerlinSimulator
 
 
@@ -61,15 +61,15 @@ KINDS = ("single", "single RAW", "quad", "quad RAW")
 
 @pytest.fixture(params=["splice", "recv_into + writev", "recv_into + write"])
 def record_path(request, monkeypatch) -> str:
-    """Record through splice (Linux), the buffered path, and that path without ``os.writev`` (Windows)."""
-    import rsciio_mib_plugin.live.acquisition as live
+    """How ``record`` moves frames (its ``transfer``): splice (Linux), the buffered copy, and that copy
+    on a system without ``os.writev`` (Windows, emulated by removing it)."""
+    import os
 
-    if request.param == "splice" and not live.SPLICE:
+    if request.param == "splice" and not hasattr(os, "splice"):
         pytest.skip("no os.splice on this system")
-    monkeypatch.setattr(live, "SPLICE", request.param == "splice")
     if request.param == "recv_into + write":
-        monkeypatch.delattr(live.os, "writev")
-    return request.param
+        monkeypatch.delattr(os, "writev")
+    return "splice" if request.param == "splice" else "copy"
 
 
 @pytest.fixture(params=KINDS)
@@ -80,7 +80,9 @@ def written(request, tmp_path) -> Path:
 
 def test_record_through_serve_is_byte_identical(written, tmp_path, record_path):
     with serve(written, folder=tmp_path) as (control, data, _):
-        r = record(tmp_path / "rec.mib", data_port=data, control_port=control, start=True, timeout=20)
+        r = record(
+            tmp_path / "rec.mib", transfer=record_path, data_port=data, control_port=control, start=True, timeout=20
+        )
     assert r["complete"] and r["lost_frames"] == [] and r["frames"] == 12
     assert (tmp_path / "rec.mib").read_bytes() == written.read_bytes()
     assert (tmp_path / "rec.hdr").read_bytes() == written.with_suffix(".hdr").read_bytes()
@@ -232,7 +234,20 @@ def test_server_closing_mid_frame_keeps_every_complete_frame(scan, tmp_path, rec
     cut = 15 + scan.with_suffix(".hdr").stat().st_size + 5 * (15 + frame) + 1000  # inside frame 5
     out = tmp_path / "rec.mib"
     with serve(scan, "--close-after", str(cut), folder=tmp_path) as (control, data, _):
-        code = main(["record", "-o", str(out), "--data-port", str(data), "--control-port", str(control), "--start"])
+        code = main(
+            [
+                "record",
+                "-o",
+                str(out),
+                "--data-port",
+                str(data),
+                "--control-port",
+                str(control),
+                "--start",
+                "--transfer",
+                record_path,
+            ]
+        )
     err = capsys.readouterr().err
     assert code == 1
     assert "closed the connection after 5 frames of 8 expected inside frame 5" in err
@@ -243,7 +258,9 @@ def test_server_closing_mid_frame_keeps_every_complete_frame(scan, tmp_path, rec
 def test_lost_frames_are_reported(scan, tmp_path, record_path):
     with serve(scan, "--drop-frames", "2,3,6", folder=tmp_path) as (control, data, _):
         with pytest.warns(MIBWarning, match=r"3 frame\(s\) lost \(frame numbers jump\): 3-4, 7"):
-            r = record(tmp_path / "rec.mib", data_port=data, control_port=control, start=True, timeout=10)
+            r = record(
+                tmp_path / "rec.mib", transfer=record_path, data_port=data, control_port=control, start=True, timeout=10
+            )
         assert r["lost_frames"] == [3, 4, 7] and r["frames"] == 5 and r["complete"]
         with pytest.warns(MIBWarning, match="3 frame"):
             blocks = list(stream(data_port=data, control_port=control, start=True, timeout=10))
@@ -299,13 +316,13 @@ def test_malformed_stream_names_the_byte_offset(scan, tmp_path, record_path):
     messages = [mpx_message(hdr)] + [mpx_message(body[i * frame : (i + 1) * frame]) for i in range(8)]
     bad_length = messages[0][:4] + b"00000x0001" + messages[0][14:]
     with raw_server(bad_length) as port, pytest.raises(MIBFormatError, match=r"byte offset 0\).*is not a number"):
-        record(tmp_path / "a.mib", data_port=port, timeout=5)
+        record(tmp_path / "a.mib", transfer=record_path, data_port=port, timeout=5)
     broken = bytearray(b"".join(messages))
     at = len(messages[0]) + 3 * len(messages[1])  # frame 3's prefix
     broken[at : at + 4] = b"XPM,"
     with raw_server(bytes(broken)) as port:
         with pytest.raises(MIBFormatError, match=rf"frame 3 \(byte offset {at + 15}\): MPX message prefix is b'XPM,"):
-            record(tmp_path / "b.mib", data_port=port, timeout=5)
+            record(tmp_path / "b.mib", transfer=record_path, data_port=port, timeout=5)
     np.testing.assert_array_equal(decoded(tmp_path / "b.mib"), decoded(scan)[:3])  # the frames before it are kept
     not_merlin = b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * 100
     with raw_server(not_merlin) as port, pytest.raises(MIBFormatError, match=r"expected an 'MPX,<10 digits>,'"):
@@ -418,7 +435,14 @@ def test_watch_keeps_a_preview_of_a_growing_file(scan, tmp_path, capsys):
 def test_silence_mid_acquisition_ends_the_recording(scan, tmp_path, record_path):
     with serve(scan, "--fps", "1", folder=tmp_path) as (control, data, _):
         with pytest.warns(MIBWarning, match=r"sent nothing for 0.4 s after [12] frames of 8 expected"):
-            r = record(tmp_path / "rec.mib", data_port=data, control_port=control, start=True, timeout=0.4)
+            r = record(
+                tmp_path / "rec.mib",
+                transfer=record_path,
+                data_port=data,
+                control_port=control,
+                start=True,
+                timeout=0.4,
+            )
     assert not r["complete"] and r["frames"] in (1, 2)
     np.testing.assert_array_equal(decoded(tmp_path / "rec.mib"), decoded(scan)[: r["frames"]])
 
@@ -429,7 +453,9 @@ def test_acquisition_without_hdr_message(tmp_path, record_path):
     path = write_mib(tmp_path / "bare.mib", data, hdr=False)
     with serve(path, folder=tmp_path) as (control, port, _):
         with pytest.warns(MIBWarning, match="no HDR message before the frames; no .hdr written"):
-            r = record(tmp_path / "rec.mib", data_port=port, control_port=control, start=True, frames=6)
+            r = record(
+                tmp_path / "rec.mib", transfer=record_path, data_port=port, control_port=control, start=True, frames=6
+            )
         assert r["hdr"] is None and r["complete"] and r["frames"] == 6
         assert not (tmp_path / "rec.hdr").exists()
         assert (tmp_path / "rec.mib").read_bytes() == path.read_bytes()
@@ -439,7 +465,15 @@ def test_acquisition_without_hdr_message(tmp_path, record_path):
         # described another acquisition and would give this one its scan shape: it goes.
         (tmp_path / "rec.HDR").write_text("ScanX:\t7\nScanY:\t9\n")
         with pytest.warns(MIBWarning, match=r"the previous recording's .*rec\.HDR is removed"):
-            record(tmp_path / "rec.mib", data_port=port, control_port=control, start=True, frames=6, overwrite=True)
+            record(
+                tmp_path / "rec.mib",
+                transfer=record_path,
+                data_port=port,
+                control_port=control,
+                start=True,
+                frames=6,
+                overwrite=True,
+            )
         assert not (tmp_path / "rec.HDR").exists()
     np.testing.assert_array_equal(np.concatenate([b for _, b in got]), decoded(path))
 
