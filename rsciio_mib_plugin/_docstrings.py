@@ -79,9 +79,11 @@ COUNTERS = """counters : {None, "split", "join"}, default=None
         splits. Continuous read/write ("Alternating") is one dataset."""
 
 SHOW_PROGRESSBAR = """show_progressbar : bool or None, default=None
-        Show a progress bar while an eager load of more than 256 MB reads.
-        ``None`` follows HyperSpy's ``show_progressbar`` preference when HyperSpy
-        is in use (lazy arrays show HyperSpy's own bar on ``compute()``)."""
+        Show a progress bar on stderr while an eager load reads: ``True``
+        always; ``None`` for loads of more than 256 MB, following HyperSpy's
+        ``show_progressbar`` preference when HyperSpy is in use, else whether
+        stderr is a terminal (lazy arrays show HyperSpy's own bar on
+        ``compute()``)."""
 
 TRANSFORMS = """quad_gap : int or None, default=None
         For quad frames, put this many zero-filled rows and columns between

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from ..format.control import parse_request, reply_text
 from ..format.hdr_file import hdr_get, hdr_int
-from ..reader.properties import MIBProperties
+from ..reader.acquisition import Acquisition
 from .detector import Detector
 
 #: ``Trigger Start``/``Trigger Stop`` texts of the ``.hdr`` and their control-port codes (§12).
@@ -131,7 +131,7 @@ class ControlPort:
         return 0
 
 
-def initial_parameters(prop: MIBProperties, frames: int) -> dict[str, str]:
+def initial_parameters(prop: Acquisition, frames: int) -> dict[str, str]:
     """Control-port parameters as the served file's headers state them."""
     hdr, header = prop.hdr, prop.header
 

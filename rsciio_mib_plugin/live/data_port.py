@@ -16,7 +16,7 @@ from collections.abc import Callable
 from ..errors import MIBFormatError
 from ..format.hdr_file import FRAMES_IN_ACQUISITION, MAX_HDR_BYTES, hdr_int
 from ..format.mpx import frame_prefix, mpx_message
-from ..reader.properties import MIBProperties
+from ..reader.acquisition import Acquisition
 from ..sources.source import pread
 from .control_port import SOFT_TRIGGER
 from .detector import Detector, close_socket
@@ -29,7 +29,7 @@ class DataPort:
 
     def __init__(
         self,
-        prop: MIBProperties,
+        prop: Acquisition,
         detector: Detector,
         *,
         fps: float | None = None,
@@ -175,7 +175,7 @@ def _alive(s: socket.socket) -> bool:
         return False
 
 
-def _hdr_bytes(prop: MIBProperties) -> bytes | None:
+def _hdr_bytes(prop: Acquisition) -> bytes | None:
     """The acquisition header as the data port sends it: the ``.hdr`` file's bytes."""
     if prop.hdr_path is None:
         return None

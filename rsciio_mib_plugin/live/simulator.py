@@ -24,7 +24,7 @@ from pathlib import Path
 from ..errors import MIBFormatError
 from ..format.control import MAX_MESSAGE_BYTES
 from ..format.mpx import PREFIX, message_length, mpx_message
-from ..reader.properties import MIBProperties
+from ..reader.acquisition import open_acquisition
 from .control_port import ControlPort, initial_parameters
 from .data_port import DataPort
 from .detector import TICK, Detector, close_socket
@@ -77,7 +77,7 @@ class MerlinSimulator:
             raise ValueError(f"`repeat` is {repeat}; it must be 1 or more")
         if fps is not None and not fps > 0:
             raise ValueError(f"`fps` is {fps}; it must be positive")
-        prop = MIBProperties.from_path(path)
+        prop = open_acquisition(path)
         if len(prop.segments) != 1:
             raise ValueError("the simulator serves one file")
         self.path = str(path)

@@ -112,7 +112,7 @@ def fetch_all(source: Source) -> Source:
     return dataclasses.replace(source, path=None, buffer=view)
 
 
-#: Eager loads larger than this show a progress bar (when asked to).
+#: Eager loads larger than this show a progress bar when HyperSpy's preference says so (``True``: any size).
 PROGRESS_BYTES = 256 << 20
 
 
@@ -131,6 +131,7 @@ class FrameReader:
     transform: Transform = Transform()
     buffer: memoryview | None = None  # the bytes of an in-memory file (never lazily read)
     name: str = "<buffer>"
+    block_bytes: int = BLOCK_BYTES  # read and decoded at once: bounds the memory beside the output
 
     @classmethod
     def of(cls, source: Source, segments: tuple[Segment, ...], geometry: Geometry, transform: Transform):
@@ -167,7 +168,7 @@ class FrameReader:
             return out.reshape(nav + self.frame_shape)
         out = np.empty((plan.count,) + self.geometry.shape, dtype=self.geometry.dtype)
         bar = None
-        if out.nbytes > PROGRESS_BYTES:
+        if show_progressbar or (show_progressbar is None and out.nbytes > PROGRESS_BYTES):
             bar = progress_bar(show_progressbar, plan.count, "frames", f"Reading {os.path.basename(self.name)}")
         try:
             self.read(plan.frame_numbers(), out, threads, bar.update if bar else None)
@@ -187,7 +188,7 @@ class FrameReader:
             self.read(groups.ravel(), out, threads, gap=transform.quad_gap, heads=heads)
             return
         per_group = groups.shape[1]
-        step = max(1, _frames_per_block(self.geometry) // per_group)  # output positions per read
+        step = max(1, _frames_per_block(self.geometry, self.block_bytes) // per_group)  # output positions per read
 
         def work(i):
             frames = groups[i : i + step].ravel()
@@ -217,7 +218,7 @@ class FrameReader:
             out[np.flatnonzero(blank)] = 0
             if heads is not None:
                 heads[np.flatnonzero(blank)] = 0
-        pieces = _pieces(segments, frames, _frames_per_block(geometry))
+        pieces = _pieces(segments, frames, _frames_per_block(geometry, self.block_bytes))
         if self.buffer is not None:
             seg = segments[0]
             stride = seg.prefix + geometry.frame_bytes
@@ -331,11 +332,11 @@ def _pieces(segments: tuple[Segment, ...], frames: np.ndarray, per_block: int) -
     return pieces
 
 
-def _frames_per_block(geometry: Geometry) -> int:
+def _frames_per_block(geometry: Geometry, block_bytes: int = BLOCK_BYTES) -> int:
     # Sized by the larger of stored and decoded frame, so RAW blocks stay small
     # enough to spread over threads.
     decoded = math.prod(geometry.shape) * geometry.dtype.itemsize
-    return max(1, BLOCK_BYTES // max(geometry.frame_bytes, decoded))
+    return max(1, block_bytes // max(geometry.frame_bytes, decoded))
 
 
 _local = threading.local()

@@ -1,7 +1,7 @@
 """Read an acquisition into arrays and RosettaSciIO signal dictionaries.
 
 The one place where the reader's stages meet: the acquisition opened once
-(:class:`MIBProperties`), what to make of it (:class:`Shaping`, the readers'
+(:class:`.Acquisition`), what to make of it (:class:`Shaping`, the readers'
 keywords), the plan of every dataset (:class:`ReadPlan`: scan plan and
 transform) and the frame reader that reads it (eager, lazy, memory map).
 """
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..errors import MIBWarning
 from ..format.frame_header import parse_evidence
+from .acquisition import Acquisition, open_acquisition
 from .frames import FrameReader, fetch_all, memmap_frames, read_headers
 from .properties import MIBProperties
 from .scan import Evidence, ScanPlan, plan_scan
@@ -24,7 +25,7 @@ from .transforms import Transform, check_transform
 EVIDENCE_FRAMES = 16384
 
 
-def read_evidence(prop: MIBProperties, count: int = EVIDENCE_FRAMES) -> Evidence:
+def read_evidence(prop: Acquisition, count: int = EVIDENCE_FRAMES) -> Evidence:
     """Timestamps, exposures and counter fields of the first ``count`` frames."""
     count = min(count, EVIDENCE_FRAMES, prop.segments[0].count if prop.segments else prop.number_of_frames_in_file)
     times, exposures, counters = parse_evidence(read_headers(prop.source, prop.geometry, 0, count))
@@ -56,12 +57,12 @@ class Shaping:
 class ReadPlan:
     """An acquisition and what will be read of it: one scan plan and transform per dataset (counter)."""
 
-    prop: MIBProperties
+    prop: Acquisition
     plans: tuple[ScanPlan, ...]
     transforms: tuple[Transform, ...]
 
     @classmethod
-    def make(cls, prop: MIBProperties, shaping: Shaping = Shaping()) -> ReadPlan:
+    def make(cls, prop: Acquisition, shaping: Shaping = Shaping()) -> ReadPlan:
         """Plan every dataset of ``prop``; what the plan drops or assumes is warned about (once each)."""
         plans = plan_scan(
             prop.number_of_frames_in_file,
@@ -95,7 +96,7 @@ class ReadPlan:
         """What ``print_info`` prints: the properties, then what is read."""
         plan = self.plans[0]
         return (
-            repr(self.prop)
+            repr(MIBProperties.of(self.prop))
             + f"\nNumber of frames to be read: {plan.count}\nNavigation shape (array order): {plan.shape}"
         )
 
@@ -149,12 +150,11 @@ class ReadPlan:
 
 def open_plan(path, shaping: Shaping = Shaping(), *, mib_prop=None, series=False, storage_options=None) -> ReadPlan:
     """Open ``path`` (or take ``mib_prop``, parsed before) and plan what to read of it."""
-    prop = mib_prop
-    if prop is None:
-        prop = MIBProperties.from_path(path, series=series, storage_options=storage_options)
-    if not isinstance(prop, MIBProperties) or prop.header is None:
+    if mib_prop is None:
+        return ReadPlan.make(open_acquisition(path, series=series, storage_options=storage_options), shaping)
+    if not isinstance(mib_prop, MIBProperties) or mib_prop.acquisition is None:
         raise TypeError("`mib_prop` must be a parsed MIBProperties (MIBProperties.from_path(path))")
-    return ReadPlan.make(prop, shaping)
+    return ReadPlan.make(mib_prop.acquisition, shaping)
 
 
 def load_datasets(
@@ -199,7 +199,7 @@ def _check_mmap_mode(mmap_mode, lazy: bool) -> str:
     return mmap_mode
 
 
-def signal_dict(data, prop: MIBProperties, plan: ScanPlan, transform: Transform) -> dict:
+def signal_dict(data, prop: Acquisition, plan: ScanPlan, transform: Transform) -> dict:
     """The RosettaSciIO signal dictionary of one dataset."""
     md = metadata(prop, prop.source.name, transform)
     if plan.counter is not None:

@@ -1,21 +1,8 @@
-"""``MIBProperties``: everything known about a file before its pixels are read."""
+"""``MIBProperties``: RosettaSciIO's view of an opened acquisition (:class:`.Acquisition`)."""
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import re
-import warnings
-
-from ..errors import MIBFormatError, MIBWarning, where
-from ..format import mpx
-from ..format.frame_header import FrameHeader, read_header, reading_from
-from ..format.geometry import Geometry, count_frames, frame_geometry
-from ..format.hdr_file import COUNTER_DEPTH, MAX_HDR_BYTES, check_numbers, hdr_int, parse_hdr_text
-from ..sources.source import Remote, Segment, Source, check_path, is_url, open_source
-from .side_file import find_hdr_of_any, read_hdr
-
-_DYNAMIC_RANGE = {"U01": "1-bit", "U08": "1 or 6-bit", "U16": "12-bit", "U32": "24-bit", "U64": "64-bit"}
+from .acquisition import Acquisition, open_acquisition
 
 
 class MIBProperties:
@@ -26,10 +13,13 @@ class MIBProperties:
     ``dtype``, ``head_size``, ``number_of_frames_in_file``, ``exposure`` in ms,
     ``timestamp`` ...); ``header`` (the first :class:`FrameHeader`),
     ``geometry``, ``hdr`` (the parsed ``.hdr`` or ``None``) and
-    ``counter_depth`` are added. ``repr()`` is what ``print_info`` prints.
+    ``counter_depth`` are added. They are a view of :attr:`acquisition`, the
+    record the reader works from, made when the file is parsed.
+    ``repr()`` is what ``print_info`` prints.
     """
 
     def __init__(self):
+        self.acquisition: Acquisition | None = None
         self.path = None
         self.buffer = False
         self.merlin_size = ()
@@ -53,14 +43,14 @@ class MIBProperties:
         self.file_size = None
         self.counter_depth = None
         self.trailing_bytes = 0
-        self.header: FrameHeader | None = None
-        self.geometry: Geometry | None = None
-        self.hdr: dict | None = None
+        self.header = None
+        self.geometry = None
+        self.hdr = None
         self.hdr_path = None
-        self.source: Source | None = None
+        self.source = None
         self.mpx_capture = False
-        self.segments: tuple[Segment, ...] = ()
-        self.series_gaps: list[dict] = []
+        self.segments = ()
+        self.series_gaps = []
 
     @classmethod
     def from_path(cls, path, series: bool = False, storage_options: dict | None = None) -> MIBProperties:
@@ -69,149 +59,33 @@ class MIBProperties:
         prop.parse_file(path, series=series, storage_options=storage_options)
         return prop
 
+    @classmethod
+    def of(cls, acquisition: Acquisition) -> MIBProperties:
+        """The view of an opened acquisition."""
+        prop = cls()
+        prop._show(acquisition)
+        return prop
+
     def parse_file(self, path, series: bool = False, storage_options: dict | None = None) -> None:
-        """Read the first frame header, the ``.hdr`` and the file size(s).
+        """Open the acquisition (:func:`.open_acquisition`, which documents the arguments) and show it."""
+        self._show(open_acquisition(path, series, storage_options))
 
-        Parameters
-        ----------
-        path : str, pathlib.Path, URL, file object, bytes-like, or a list of paths
-            The ``.mib`` file (a local path, an fsspec URL such as
-            ``s3://bucket/scan.mib``, or an open binary file), a buffer with
-            its bytes, or the files of a multi-file acquisition.
-        series : bool
-            Also gather the numbered siblings ``<prefix><digits>.mib`` of
-            ``path`` and read them as one acquisition (local folders only).
-        storage_options : dict, optional
-            Passed to fsspec for a URL (credentials, endpoint, ...).
-
-        Raises
-        ------
-        MIBFormatError
-            When the first header is malformed, a file holds no complete
-            frame, or a later frame header disagrees with the first.
-        """
-        if is_url(path) or hasattr(path, "seek") or storage_options:
-            self._parse_remote(path, series, storage_options)
-            return
-        if not isinstance(path, (str, os.PathLike, bytes, bytearray, memoryview, list, tuple)):
-            raise TypeError(
-                "`path` must be a str, pathlib.Path, URL, open binary file, bytes-like buffer or list of paths, "
-                f"not {type(path).__name__}"
-            )
-        if isinstance(path, (list, tuple)):
-            if not path:
-                raise ValueError("`path` is an empty list of files")
-            paths = [os.fspath(p) for p in path]
-        elif series and not isinstance(path, (bytes, bytearray, memoryview)):
-            paths = find_series(path)
-        else:
-            paths = [path]
-        hdr = None
-        first_path = paths[0]
-        if not isinstance(first_path, (bytes, bytearray, memoryview)):
-            main = check_path(path if not isinstance(path, (list, tuple)) else first_path)
-            candidates = [main]
-            if len(paths) > 1:  # a series may have one .hdr, named for any of its files
-                prefix = _series_prefix(main)
-                candidates += [prefix + ".mib", prefix.rstrip("_-") + ".mib", *sorted(map(os.fspath, paths))]
-            self.hdr_path = find_hdr_of_any(candidates)
-            hdr = read_hdr(self.hdr_path) if self.hdr_path else None
-        self._parse_files(paths, hdr)
-
-    def _parse_remote(self, path, series: bool, storage_options: dict | None) -> None:
-        """A URL or file object: the ``.hdr`` beside a URL is fetched once (no folder listing);
-        beside a file object opened from a local path, it is looked up as for that path."""
-        if series:
-            raise ValueError("`series` gathers numbered files from a local folder; list the URLs instead")
-        source = open_source(path, storage_options)
-        hdr = None
-        if isinstance(source.path, Remote):
-            hdr_url = source.path.sibling(".hdr")
-            try:
-                text = hdr_url.fetch(0, MAX_HDR_BYTES + 1)
-            except FileNotFoundError:
-                text = None
-            if text is not None:
-                hdr = parse_hdr_text(text[:MAX_HDR_BYTES].decode("latin-1")) or None
-                if hdr:
-                    check_numbers(hdr, hdr_url.url)
-                    self.hdr_path = hdr_url.url
-        elif os.path.isfile(source.name):  # a file object opened from a local path: its .hdr beside it
-            self.hdr_path = find_hdr_of_any([source.name])
-            hdr = read_hdr(self.hdr_path) if self.hdr_path else None
-        self._parse_files([source.path], hdr)
-
-    def _parse_files(self, paths: list, hdr: dict | None) -> None:
-        depth = hdr_int(hdr, COUNTER_DEPTH)
-        files = sorted((_scan_file(p, depth) for p in paths), key=lambda f: f[1].sequence)
-        source, header, geometry, n_frames, rest, in_band = files[0]
-        self.mpx_capture = source.prefix > 0
-        if in_band is not None:
-            # A capture's HDR message is its .hdr (docs/format.md §12).
-            hdr = parse_hdr_text(in_band) or hdr
-            self.hdr_path = "in-band HDR message"
-            check_numbers(hdr or {}, f"{source.name} (in-band HDR message)")
-        for other in files[1:]:
-            _check_same(header, other[1], other[0], 0, geometry)
-        if hdr is not None and depth is not None and header.counter_depth is not None and depth != header.counter_depth:
-            warnings.warn(
-                f"{self.hdr_path}: 'Counter Depth' is {depth} but the frame headers say "
-                f"{header.counter_depth}; using the frame headers",
-                MIBWarning,
-                stacklevel=4,
-            )
-        segments, first, gaps = [], 0, []
-        for i, (src, head, _, count, tail, _) in enumerate(files):
-            if i and head.sequence != files[i - 1][1].sequence + files[i - 1][3]:
-                expected = files[i - 1][1].sequence + files[i - 1][3]
-                gaps.append({"file": src.name, "first_frame_number": head.sequence, "expected": expected})
-                missing = head.sequence - expected
-                what = (
-                    f"{missing} frames are missing from the series"
-                    if missing > 0
-                    else f"its frame numbers overlap the previous file's by {-missing}"
-                )
-                warnings.warn(
-                    f"{src.name}: starts at frame number {head.sequence} but the previous file ends "
-                    f"before {expected}: {what} (the files are read back to back; nothing is filled in)",
-                    MIBWarning,
-                    stacklevel=4,
-                )
-            segments.append(Segment(src.path, first, count, src.base, src.prefix))
-            first += count
-            if tail:
-                what = "a cut-off MPX message" if src.prefix else "an incomplete frame"
-                warnings.warn(
-                    f"{src.name}: the last {tail} bytes are {what} "
-                    f"({geometry.frame_bytes} bytes per frame) and are ignored",
-                    MIBWarning,
-                    stacklevel=4,
-                )
-
-        self.source, self.header, self.geometry, self.hdr = source, header, geometry, hdr
-        self.segments = tuple(segments)
-        self.series_gaps = gaps
-        self.path = str(source.path) if source.remote else source.path
-        if len(files) > 1:
-            self.path = [f[0].path for f in files]
-        self.buffer = source.buffer is not None
-        self.file_size = sum(f[0].size for f in files)
-        self.trailing_bytes = sum(f[4] for f in files)
+    def _show(self, acq: Acquisition) -> None:
+        header, geometry = acq.header, acq.geometry
+        self.acquisition = acq
+        for name in (
+            "source", "segments", "header", "geometry", "hdr", "hdr_path", "trailing_bytes", "file_size", "path",
+            "number_of_frames_in_file", "buffer", "mpx_capture", "raw", "dtype", "counter_depth", "dynamic_range",
+            "exposure", "timestamp",
+        ):  # fmt: skip
+            setattr(self, name, getattr(acq, name))
+        self.series_gaps = list(acq.series_gaps)
         self.merlin_size = geometry.shape
         self.head_size = header.header_bytes
-        self.raw = header.raw
-        self.dtype = geometry.dtype.name
-        self.counter_depth = geometry.depth
-        self.dynamic_range = f"{geometry.depth}-bit" if header.raw else _DYNAMIC_RANGE[header.pixel_type]
-        if header.counter_depth is not None and not header.raw:
-            self.dynamic_range = f"{header.counter_depth}-bit"
         self.assembly_size = "single" if header.chips == 1 else "quad" if header.chips == 4 else f"{header.chips} chips"
         self.detector_geometry = header.layout
         self.gap = header.gap
         self.roi_rows = header.height if (not header.raw and header.height < header.width) else None
-        self.number_of_frames_in_file = first
-        self.exposure = header.exposure_ms
-        self.timestamp = header.utc_timestamp or header.timestamp
 
     def __repr__(self) -> str:
         if self.header is None:
@@ -226,8 +100,6 @@ class MIBProperties:
             f"Header size: {self.head_size} bytes",
             f"Frame size: {self.geometry.frame_bytes} bytes",
             f"Number of frames in the file/buffer: {self.number_of_frames_in_file}",
-            f"Number of frames to be read: {self.xy}",
-            f"Navigation shape (array order): {self.navigation_shape}",
             f"exposure: {self.exposure} ms",
             f"timestamp: {self.timestamp}",
             f".hdr: {self.hdr_path if self.hdr_path else 'not found'}",
@@ -235,83 +107,3 @@ class MIBProperties:
         if self.trailing_bytes:
             lines.append(f"Incomplete last frame: {self.trailing_bytes} bytes ignored")
         return "\n" + "\n".join(lines)
-
-
-def _scan_file(path, hdr_depth: int | None):
-    """First header, geometry and frame count of one file; checks its last header.
-
-    Returns ``(source, header, geometry, n_frames, trailing bytes, in-band hdr text)``.
-    """
-    source = open_source(path)
-    hdr_text = None
-    if source.pread(0, 4) == mpx.MAGIC:
-        capture = mpx.locate(source.pread, source.size, source.name)
-        source = dataclasses.replace(source, base=capture.base, prefix=mpx.PREFIX)
-        hdr_text = capture.hdr_text
-    header = read_header_at(source, source.base, 0)
-    if hdr_text is not None and header.counter_depth is None:
-        hdr_depth = hdr_depth or hdr_int(parse_hdr_text(hdr_text), COUNTER_DEPTH)
-    geometry = frame_geometry(header, hdr_depth, source.name)
-    if source.prefix and capture.frame_message_bytes != geometry.frame_bytes:
-        raise MIBFormatError(
-            f"{where(source.name, 0, source.base)}: the MPX message holds {capture.frame_message_bytes} "
-            f"bytes but the frame header describes {geometry.frame_bytes}"
-        )
-    n_frames, rest = count_frames(source.size - source.base + source.prefix, geometry, source.name, source.prefix)
-    # Remote: opening costs three requests (size, first 64 KiB, .hdr); every frame
-    # header is checked as its block is read anyway.
-    if n_frames > 1 and not source.remote:
-        last = read_header_at(source, geometry.offset(n_frames - 1, source.base, source.prefix), n_frames - 1)
-        _check_same(header, last, source, n_frames - 1, geometry)
-        lost = last.sequence - header.sequence - (n_frames - 1)
-        if lost:
-            what = (
-                f"{lost} frames were lost during acquisition"
-                if lost > 0
-                else "they do not count up one per frame (renumbered, or several acquisitions in one file)"
-            )
-            warnings.warn(
-                f"{source.name}: frame numbers run from {header.sequence} to {last.sequence} over "
-                f"{n_frames} frames: {what} (the frames present are read in order)",
-                MIBWarning,
-                stacklevel=5,
-            )
-    return source, header, geometry, n_frames, rest, hdr_text
-
-
-def find_series(path) -> list[str]:
-    """The numbered files ``<prefix><digits>.mib`` of the acquisition ``path`` belongs to.
-
-    ``path`` itself is always one of them, with or without digits of its own
-    (``scan.mib`` beside ``scan1.mib``, ``scan2.mib``). The folder is listed once.
-    """
-    path = check_path(path)
-    prefix = _series_prefix(path)
-    folder, base = os.path.split(prefix)
-    suffix = os.path.splitext(path)[1]
-    pattern = re.compile(re.escape(base) + r"\d+" + re.escape(suffix) + "$")
-    found = {os.path.join(folder, f) for f in os.listdir(folder or ".") if pattern.match(f)}
-    found.discard(os.path.join(folder, os.path.basename(path)))
-    return [path, *sorted(found)]
-
-
-def _series_prefix(path: str) -> str:
-    """``/a/scan_0003.mib`` -> ``/a/scan_``: the name without its trailing digits."""
-    stem = os.path.splitext(path)[0]
-    return stem.rstrip("0123456789")
-
-
-def read_header_at(source: Source, offset: int, frame: int) -> FrameHeader:
-    """Parse the frame header that starts at ``offset``."""
-    return read_header(reading_from(source.pread, offset), source.name, frame, offset)[0]
-
-
-def _check_same(first: FrameHeader, other: FrameHeader, source: Source, frame: int, geometry: Geometry) -> None:
-    """A frame header later in the file must describe the same frames."""
-    for name in ("header_bytes", "width", "height", "pixel_type", "chips"):
-        a, b = getattr(first, name), getattr(other, name)
-        if a != b:
-            raise MIBFormatError(
-                f"{where(source.name, frame, geometry.offset(frame, source.base, source.prefix))}: {name} is {b!r} "
-                f"but the first frame header says {a!r}; frames of one file must all be alike"
-            )

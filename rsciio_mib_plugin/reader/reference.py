@@ -45,10 +45,10 @@ def references(
     MIBFormatError
         For RAW files (bit-packed pixels have no byte range of their own).
     """
+    from .acquisition import open_acquisition
     from .load import ReadPlan, Shaping, signal_dict
-    from .properties import MIBProperties
 
-    prop = MIBProperties.from_path(path, storage_options=storage_options)
+    prop = open_acquisition(path, storage_options=storage_options)
     if prop.geometry.raw:
         raise MIBFormatError(
             f"{prop.source.name}: RAW (R64) frames are bit-packed 64-bit words whose pixels need reordering; "

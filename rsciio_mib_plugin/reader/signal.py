@@ -8,7 +8,7 @@ import numpy as np
 
 from ..format.frame_header import iso_time
 from ..format.hdr_file import hdr_get
-from .properties import MIBProperties
+from .acquisition import Acquisition
 from .scan import ScanPlan
 from .transforms import Transform
 
@@ -42,7 +42,7 @@ def axes(
     return out
 
 
-def metadata(prop: MIBProperties, name: str, transform: Transform | None = None) -> dict:
+def metadata(prop: Acquisition, name: str, transform: Transform | None = None) -> dict:
     """HyperSpy metadata, with every key the built-in reader writes at the same path."""
     header, hdr = prop.header, prop.hdr
     general = {"title": os.path.splitext(os.path.basename(name))[0], "original_filename": os.path.basename(name)}
@@ -82,7 +82,7 @@ def metadata(prop: MIBProperties, name: str, transform: Transform | None = None)
     }
 
 
-def original_metadata(prop: MIBProperties, plan: ScanPlan, flip_y: bool, transform: Transform | None = None) -> dict:
+def original_metadata(prop: Acquisition, plan: ScanPlan, flip_y: bool, transform: Transform | None = None) -> dict:
     """The ``.hdr``, the first frame header and how the file was read."""
     reading = {
         "frames_in_file": prop.number_of_frames_in_file,
@@ -91,7 +91,7 @@ def original_metadata(prop: MIBProperties, plan: ScanPlan, flip_y: bool, transfo
         "frame_step": plan.step,
         "counter": plan.counter,
         "series_files": prop.path if isinstance(prop.path, list) else None,
-        "series_gaps": prop.series_gaps or None,
+        "series_gaps": list(prop.series_gaps) or None,
         "navigation_shape_rule": plan.rule,
         "navigation_shape_details": plan.details,
         "flip_y": flip_y,
@@ -126,7 +126,7 @@ def original_metadata(prop: MIBProperties, plan: ScanPlan, flip_y: bool, transfo
     return _plain(out)
 
 
-def builtin_properties(prop: MIBProperties, plan: ScanPlan) -> dict:
+def builtin_properties(prop: Acquisition, plan: ScanPlan) -> dict:
     """``mib_properties`` with the keys and values RosettaSciIO's reader writes,
     so scripts written for it find them; ours are beside them (``counter_depth``,
     ``mib_plugin``). Its quirks are kept: ``dynamic_range`` "1 or 6-bit" for

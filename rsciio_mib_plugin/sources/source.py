@@ -362,13 +362,16 @@ def open_fd(path: str) -> int:
 
 #: ``pread``/``preadv`` exist on POSIX systems; elsewhere (Windows) a file is read by a seek and
 #: reads under one lock, so threads never move each other's file position.
-POSITIONED_READS = hasattr(os, "preadv")
 _SEEK_LOCK = threading.Lock()
 
 
 def pread(fd: int, length: int, offset: int) -> bytes:
-    """Up to ``length`` bytes at ``offset`` (fewer at the end of the file)."""
-    if POSITIONED_READS:
+    """Up to ``length`` bytes at ``offset`` (fewer at the end of the file).
+
+    Where the system has no positioned reads (Windows: no ``os.preadv``), a seek and a read
+    under one lock.
+    """
+    if hasattr(os, "preadv"):
         return os.pread(fd, length, offset)
     buffer = bytearray(length)
     return bytes(buffer[: preadv(fd, [buffer], offset)])
@@ -376,7 +379,7 @@ def pread(fd: int, length: int, offset: int) -> bytes:
 
 def preadv(fd: int, buffers, offset: int) -> int:
     """Fill ``buffers`` in turn from ``offset``; the number of bytes read (fewer at the end of the file)."""
-    if POSITIONED_READS:
+    if hasattr(os, "preadv"):
         return os.preadv(fd, buffers, offset)
     total = 0
     with _SEEK_LOCK, io.FileIO(fd, "rb", closefd=False) as file:

@@ -104,8 +104,6 @@ def test_file_shortened_before_the_evidence_is_read(tmp_path):
 
 def test_short_reads_that_are_not_the_end_of_the_file_are_completed(scan, monkeypatch):
     """A ``preadv`` may return fewer bytes than asked without the file having ended."""
-    import rsciio_mib_plugin.sources.source as source
-
     path, data = scan
     real = os.preadv
     shorts = []
@@ -118,7 +116,7 @@ def test_short_reads_that_are_not_the_end_of_the_file_are_completed(scan, monkey
             return real(fd, buffers[: len(buffers) // 2], offset)
         return real(fd, buffers, offset)
 
-    monkeypatch.setattr(source.os, "preadv", short_preadv)
+    monkeypatch.setattr(os, "preadv", short_preadv)
     np.testing.assert_array_equal(load_mib_data(path, return_mmap=False).reshape(data.shape), data)
     assert len(shorts) == 1  # the whole file is one read of 12 frames
     np.testing.assert_array_equal(file_reader(path)[0]["data"].reshape(data.shape), data[..., ::-1, :])
@@ -127,13 +125,10 @@ def test_short_reads_that_are_not_the_end_of_the_file_are_completed(scan, monkey
 
 def test_without_positioned_reads_as_on_windows(scan, monkeypatch, tmp_path):
     """Where ``os.pread``/``os.preadv`` do not exist, files are read by seek and read under a lock."""
-    import rsciio_mib_plugin.sources.source as source
-
     path, data = scan
     expected = file_reader(path)[0]
-    monkeypatch.setattr(source, "POSITIONED_READS", False)
-    monkeypatch.delattr(source.os, "pread")
-    monkeypatch.delattr(source.os, "preadv")
+    monkeypatch.delattr(os, "pread")
+    monkeypatch.delattr(os, "preadv")
     np.testing.assert_array_equal(load_mib_data(path, return_mmap=False).reshape(data.shape), data)
     got = file_reader(path, lazy=True)[0]
     np.testing.assert_array_equal(got["data"].compute(scheduler="threads", num_workers=4), expected["data"])
@@ -208,22 +203,27 @@ def test_writer_validates_before_touching_the_old_file(tmp_path, kwargs, message
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
-def test_writer_failing_half_way_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
-    import rsciio_mib_plugin.format.write as write
-
+def test_writer_failing_half_way_leaves_the_old_file_and_no_temporary(tmp_path):
+    """A real write error half way (the file-size limit of the process, as a full disk would):
+    the old file is kept whole and no temporary is left."""
     path = write_mib(tmp_path / "old.mib", np.ones((3,) + FRAME, np.uint8))
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    calls = []
-
-    def failing(body):
-        calls.append(1)
-        if len(calls) == 3:
-            raise OSError("disk full")
-        return body
-
-    monkeypatch.setattr(write, "mpx_message", failing)
-    with pytest.raises(OSError, match="disk full"):
-        write_mib(path, np.zeros((5,) + FRAME, np.uint8), mpx=True)
+    limit = 3 * (15 + HEADER + FRAME[0] * FRAME[1])  # the new file stops after three of its five frames
+    done = run_python(
+        f"""
+        import resource, signal
+        import numpy as np
+        from rsciio_mib_plugin import write_mib
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+        try:
+            write_mib({str(path)!r}, np.zeros((5,) + {FRAME!r}, np.uint8), mpx=True)
+        except OSError as err:
+            print("failed:", err)
+        """,
+        tmp_path,
+    )
+    assert "failed:" in done.stdout and "File too large" in done.stdout, done.stdout + done.stderr
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
@@ -329,17 +329,15 @@ def _frames_of(raw: bytes, n: int) -> list[bytes]:
 
 
 def test_chunks_read_only_their_rows(scan, monkeypatch):
-    import rsciio_mib_plugin.sources.source as source
-
     path, data = scan
     reads = []
-    original = source.read_exact
+    original = os.preadv
 
-    def recording(fd, offset, buffer, name, frame=None):
-        reads.append(memoryview(buffer).nbytes)
-        return original(fd, offset, buffer, name, frame)
+    def recording(fd, buffers, offset):
+        reads.append(sum(memoryview(b).nbytes for b in buffers))
+        return original(fd, buffers, offset)
 
-    monkeypatch.setattr(source, "read_exact", recording)  # every local read goes through it
+    monkeypatch.setattr(os, "preadv", recording)  # every local read of pixels is one
     lazy = load_mib_data(path, lazy=True, return_mmap=False, navigation_shape=(4, 3), chunks=(1, 2, 8, 256))
     np.testing.assert_array_equal(lazy.compute(scheduler="sync"), data)
     assert max(reads) == 8 * 256 * 2  # 8 rows of one frame, never the whole frame

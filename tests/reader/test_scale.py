@@ -5,6 +5,8 @@ Speed itself is measured in benchmarks/, never asserted here.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -60,67 +62,46 @@ def test_chunk_tasks_carry_paths_not_handles(files):
 
 
 def test_lazy_open_reads_no_frame_headers_but_first_and_last(files, monkeypatch):
+    """Opening a scan lazily reads the first frame header and the last, nothing else (no evidence pass)."""
     path, data = files["processed"]
-    calls = []
-    import rsciio_mib_plugin.reader.properties as properties_module
+    frames = data.shape[0] * data.shape[1]
+    frame_bytes = path.stat().st_size // frames
+    reads = []
+    original = os.pread
 
-    original = properties_module.read_header_at
+    def recording(fd, length, offset):
+        reads.append((offset, length))
+        return original(fd, length, offset)
 
-    def counting(source, offset, frame):
-        calls.append(frame)
-        return original(source, offset, frame)
-
-    monkeypatch.setattr("rsciio_mib_plugin.reader.properties.read_header_at", counting)
-    monkeypatch.setattr("rsciio_mib_plugin.reader.load.read_headers", lambda *a, **k: pytest.fail("evidence read"))
+    monkeypatch.setattr(os, "pread", recording)
     (d,) = file_reader(path, lazy=True)
     assert d["data"].shape == data.shape
-    assert calls == [0, data.shape[0] * data.shape[1] - 1]
+    header = 384
+    last = (frames - 1) * frame_bytes
+    assert reads and all(o + n <= header or last <= o and o + n <= last + header for o, n in reads), reads
+    assert {o // frame_bytes for o, _ in reads} == {0, frames - 1}
 
 
-def test_progress_bar_on_long_eager_loads(files, monkeypatch, capsys):
+def test_progress_bar_when_asked(files, capsys):
     path, data = files["processed"]
-    monkeypatch.setattr(read_module, "PROGRESS_BYTES", 0)
-    out = load_mib_data(path, return_mmap=False, show_progressbar=True)
+    out = load_mib_data(path, return_mmap=False, show_progressbar=True)  # asked: at any size
     np.testing.assert_array_equal(out, data.reshape((-1,) + data.shape[2:]))
     assert "frames" in capsys.readouterr().err
     load_mib_data(path, return_mmap=False, show_progressbar=False)
+    file_reader(path)  # None: only loads over 256 MB show one
     assert "frames" not in capsys.readouterr().err
 
 
-def test_progress_bar_follows_hyperspy_preference(files, monkeypatch, capsys):
+def test_progress_bar_follows_hyperspy_preference(monkeypatch):
+    """``show_progressbar=None`` is HyperSpy's preference while HyperSpy is in use."""
     from hyperspy.defaults_parser import preferences
 
-    path, _ = files["processed"]
-    monkeypatch.setattr(read_module, "PROGRESS_BYTES", 0)
+    from rsciio_mib_plugin._progress import progress_bar, wanted
+
     monkeypatch.setattr(preferences.General, "show_progressbar", False)
-    file_reader(path)
-    assert "frames" not in capsys.readouterr().err
+    assert not wanted(None) and progress_bar(None, 10, "frames", "x") is None
     monkeypatch.setattr(preferences.General, "show_progressbar", True)
-    file_reader(path)
-    assert "frames" in capsys.readouterr().err
-
-
-def test_chunk_memory_is_reused_only_when_no_view_remains():
-    import gc
-
-    memory = read_module._ChunkMemory(keep=1, min_bytes=0)
-    a = memory.empty((4, 8), np.uint16)
-    a[...] = 1
-    view = a[1:, ::2]
-    del a
-    gc.collect()
-    b = memory.empty((4, 8), np.uint16)  # the first block is still viewed: a new one
-    b[...] = 2
-    assert (view == 1).all()
-    del view, b
-    gc.collect()
-    assert len(memory._idle[64]) == 1  # one kept, the other let go
-    c = memory.empty((4, 8), np.uint16)
-    assert memory._idle[64] == [] and c.shape == (4, 8)
-
-
-def test_lazy_chunks_survive_after_compute(files):
-    path, data = files["processed"]
-    lazy = load_mib_data(path, lazy=True, return_mmap=False, chunks=(1, 7, 64, 256), navigation_shape=(7, 6))
-    parts = [lazy[i].compute() for i in range(6)]  # each holds pooled memory
-    np.testing.assert_array_equal(np.stack(parts), data)
+    bar = progress_bar(None, 10, "frames", "x")
+    assert wanted(None) and bar is not None
+    bar.close()
+    assert wanted(True) and not wanted(False)

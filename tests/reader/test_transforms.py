@@ -147,16 +147,19 @@ def test_binning_sizes_must_divide(files):
         file_reader(path, bin_navigation=True)
 
 
-def test_binned_eager_load_holds_the_binned_array_and_a_few_blocks(tmp_path, monkeypatch):
-    import rsciio_mib_plugin.reader.frames as read_module
+def test_binned_eager_load_holds_the_binned_array_and_a_few_blocks(tmp_path):
+    import dataclasses
 
-    monkeypatch.setattr(read_module, "BLOCK_BYTES", 1 << 20)
+    from rsciio_mib_plugin.reader.load import Shaping, open_plan
+
     data = RNG.integers(0, 4096, size=(16, 16, 256, 256), dtype=np.uint16)  # 33.6 MB
     path = write_mib(tmp_path / "big.mib", data)
     del data
     tracemalloc.start()
     try:
-        out = load_mib_data(path, return_mmap=False, navigation_shape=(16, 16), bin_signal=2)
+        plan = open_plan(path, Shaping(navigation_shape=(16, 16), bin_signal=2, infer=False))
+        reader = dataclasses.replace(plan.reader(), block_bytes=1 << 20)  # blocks of 1 MB
+        out = reader.read_plan(plan.plans[0])
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
