@@ -39,6 +39,46 @@ def samples(tmp_path_factory) -> Path:
     return out
 
 
+def synthetic(folder, name="scan.mib", scan=(3, 4), frame=(16, 256), depth=12, seed=0, high=None, **write_options):
+    """Write a synthetic ``.mib`` (and ``.hdr``) from parameters; ``(path, data)``.
+
+    Counts are uniform in ``[0, high)`` (default: the counter depth's range) from a seeded
+    generator, shaped ``scan + frame``; ``write_options`` go to :func:`write_mib` (``raw``,
+    ``mpx``, ``hdr``, ``exposure``, ``timestamps``, ``first_number``, ...).
+    """
+    from rsciio_mib_plugin import write_mib
+
+    dtype = {1: np.uint8, 6: np.uint8, 12: np.uint16, 24: np.uint32}[depth]
+    high = high or (2 if depth == 1 else 1 << depth)
+    data = np.random.default_rng(seed).integers(0, high, size=tuple(scan) + tuple(frame), dtype=dtype)
+    return write_mib(Path(folder) / name, data, counter_depth=depth, **write_options), data
+
+
+@pytest.fixture
+def make_mib(tmp_path):
+    """The fixture factory: ``make_mib(name=..., scan=..., frame=..., depth=..., seed=..., **write_options)``
+    writes a synthetic file into the test's folder (see :func:`synthetic`)."""
+
+    def make(**parameters):
+        return synthetic(tmp_path, **parameters)
+
+    return make
+
+
+def edit_header(path, frame: int, old: bytes, new: bytes) -> None:
+    """Replace ``old`` by ``new`` in the header of ``frame`` of a processed file, keeping its length."""
+    raw = bytearray(Path(path).read_bytes())
+    fields = raw[:64].split(b",")
+    header_bytes, width, height, kind = int(fields[2]), int(fields[4]), int(fields[5]), fields[6].decode()
+    size = header_bytes + width * height * {"U08": 1, "U16": 2, "U32": 4}[kind]
+    head = bytes(raw[frame * size : frame * size + header_bytes])
+    if old not in head:
+        raise ValueError(f"{old!r} is not in the header of frame {frame}: {head[:120]!r}")
+    edited = head.replace(old, new, 1)
+    raw[frame * size : frame * size + header_bytes] = edited.rstrip(b"\x00")[:header_bytes].ljust(header_bytes, b"\x00")
+    Path(path).write_bytes(bytes(raw))
+
+
 def reference_read(path) -> tuple[np.ndarray, list[bytes]]:
     """Processed frames read with plain numpy, independent of the package.
 

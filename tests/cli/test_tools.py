@@ -29,9 +29,8 @@ def cli(*args, cwd=None):
 
 
 @pytest.fixture
-def scan(tmp_path):
-    data = np.random.default_rng(2).integers(0, 4096, size=(3, 5, 64, 256), dtype=np.uint16)
-    return write_mib(tmp_path / "scan.mib", data), data
+def scan(make_mib):
+    return make_mib(scan=(3, 5), frame=(64, 256), seed=2)
 
 
 # --- command line -------------------------------------------------------------------

@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import edit_header
 
 from rsciio_mib_plugin import MIBFormatError, MIBWarning, file_reader, load_mib_data, write_mib
 from rsciio_mib_plugin.format.mpx import mpx_message
@@ -22,22 +23,9 @@ def frame_bytes(path, depth_bytes=2):
     return HEADER + depth_bytes * FRAME[0] * FRAME[1]
 
 
-def edit_header(path, frame, old: bytes, new: bytes, size=None):
-    """Replace ``old`` by ``new`` in one frame header, keeping its length."""
-    size = size or frame_bytes(path)
-    raw = bytearray(path.read_bytes())
-    head = bytes(raw[frame * size : frame * size + HEADER])
-    assert old in head, (old, head[:120])
-    edited = head.replace(old, new, 1)
-    edited = (edited.rstrip(b"\x00")[:HEADER]).ljust(HEADER, b"\x00")
-    raw[frame * size : frame * size + HEADER] = edited
-    path.write_bytes(bytes(raw))
-
-
 @pytest.fixture
-def scan(tmp_path):
-    data = np.random.default_rng(0).integers(0, 4096, size=(3, 4) + FRAME, dtype=np.uint16)
-    return write_mib(tmp_path / "scan.mib", data), data
+def scan(make_mib):
+    return make_mib(frame=FRAME)
 
 
 def run_python(code: str, cwd) -> subprocess.CompletedProcess:
@@ -158,7 +146,7 @@ def test_huge_numbers_are_format_errors(tmp_path, old, new, message):
     data = np.ones((6,) + FRAME, np.uint8)
     path = write_mib(tmp_path / "n.mib", data, hdr=False)
     for frame in range(1) if old.startswith(b"MQ1,") else range(6):
-        edit_header(path, frame, old, new, size=HEADER + FRAME[0] * FRAME[1])
+        edit_header(path, frame, old, new)
     with pytest.raises(MIBFormatError, match=message):
         out = file_reader(path)
         out[0]["data"].sum()
@@ -170,7 +158,7 @@ def test_year_3000_times_are_not_wrapped(tmp_path):
     data = np.ones((4,) + FRAME, np.uint8)
     path = write_mib(tmp_path / "t.mib", data, hdr=False)
     for frame in range(4):
-        edit_header(path, frame, b",2024-07-02T", b",3000-07-02T", size=HEADER + FRAME[0] * FRAME[1])
+        edit_header(path, frame, b",2024-07-02T", b",3000-07-02T")
     report = describe(path)
     assert report["first_timestamp"].startswith("3000-07-02") and "1831" not in str(report)
     with pytest.raises(ValueError, match="timestamps"):
@@ -272,7 +260,7 @@ def test_series_always_holds_the_named_file(tmp_path):
 def test_counters_not_split_are_explained(tmp_path):
     data = np.ones((8,) + FRAME, np.uint8)
     path = write_mib(tmp_path / "c.mib", data, counter=[0, 1] * 4, hdr={"Active Counters": "Both"})
-    edit_header(path, 5, b",1,0,0,", b",7,0,0,", size=HEADER + FRAME[0] * FRAME[1])
+    edit_header(path, 5, b",1,0,0,", b",7,0,0,")
     with pytest.warns(MIBWarning, match="not split by counter.*do not repeat"):
         (d,) = file_reader(path)
     assert d["original_metadata"]["mib_plugin"]["navigation_shape_details"]["counters"]["split"] is False
@@ -455,7 +443,7 @@ def test_missing_module_is_one_line(capsys):
 def test_renumbered_frames_are_not_negative_losses(tmp_path):
     data = np.ones((6,) + FRAME, np.uint8)
     path = write_mib(tmp_path / "r.mib", data, hdr=False, first_number=20)
-    edit_header(path, 5, b"MQ1,000025,", b"MQ1,000003,", size=HEADER + FRAME[0] * FRAME[1])
+    edit_header(path, 5, b"MQ1,000025,", b"MQ1,000003,")
     with pytest.warns(MIBWarning) as caught:
         load_mib_data(path, return_mmap=False)
     text = " ".join(str(w.message) for w in caught)

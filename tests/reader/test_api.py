@@ -21,18 +21,15 @@ from rsciio_mib_plugin import (
 
 
 @pytest.fixture
-def scan(tmp_path):
-    rng = np.random.default_rng(7)
-    data = rng.integers(0, 4096, size=(3, 4, 64, 256), dtype=np.uint16)
+def scan(make_mib):
     exposures = np.linspace(0.001, 0.0012, 12)
-    path = write_mib(tmp_path / "scan.mib", data, exposure=exposures)
+    path, data = make_mib(frame=(64, 256), seed=7, exposure=exposures)
     return path, data, exposures
 
 
 @pytest.fixture
-def quad(tmp_path):
-    data = np.random.default_rng(3).integers(0, 2, size=(5, 512, 512), dtype=np.uint8)
-    return write_mib(tmp_path / "quad.mib", data, counter_depth=1), data
+def quad(make_mib):
+    return make_mib(name="quad.mib", scan=(5,), frame=(512, 512), depth=1, seed=3)
 
 
 def test_public_api_names():

@@ -16,9 +16,8 @@ FRAME = (16, 256)
 
 
 @pytest.fixture
-def good(tmp_path):
-    data = np.random.default_rng(0).integers(0, 4096, size=(3, 4) + FRAME, dtype=np.uint16)
-    return write_mib(tmp_path / "good.mib", data), data
+def good(make_mib):
+    return make_mib(name="good.mib", frame=FRAME)
 
 
 def _mutate_header(path, frame, old: bytes, new: bytes):
