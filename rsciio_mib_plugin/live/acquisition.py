@@ -27,8 +27,9 @@ from ..format.decode import decode_frames
 from ..format.frame_header import read_header
 from ..format.geometry import frame_geometry
 from ..format.hdr_file import COUNTER_DEPTH, FRAMES_IN_ACQUISITION, MAX_HDR_BYTES, hdr_int, parse_hdr_text
+from ..format.header_check import check_headers, first_bad_header
 from ..format.mpx import PREFIX, message_length
-from ..reader.frames import BLOCK_BYTES, check_headers, first_bad_header
+from ..reader.frames import BLOCK_BYTES
 from ..sources.source import Segment
 from .control import CONTROL_PORT, DATA_PORT, connect, recv_exact, start_acquisition
 

@@ -15,7 +15,8 @@ from ..format.decode import decode_frames
 from ..format.frame_header import read_header, reading_from
 from ..format.geometry import Geometry, frame_geometry
 from ..format.hdr_file import COUNTER_DEPTH, FRAMES_IN_ACQUISITION, hdr_int
-from ..reader.frames import BLOCK_BYTES, check_headers
+from ..format.header_check import check_headers
+from ..reader.frames import BLOCK_BYTES
 from ..reader.side_file import find_hdr, read_hdr
 from ..sources.source import Segment, check_path, open_fd, pread, read_exact
 from .acquisition import Sequence, runs
@@ -89,10 +90,10 @@ def follow(
                 continue
             n = min(available, per_block)
             block = buffer[: n * geometry.frame_bytes].reshape(n, geometry.frame_bytes)
-            read_exact(fd, done * geometry.frame_bytes, block, name, done)
+            read_exact(fd, geometry.offset(done), block, name, done)
             heads = block[:, : geometry.header_bytes]
             check_headers(heads, geometry, name, done, segment)
-            indices = sequence.indices(heads, name, done, lambda i, d=done: (d + i) * geometry.frame_bytes)
+            indices = sequence.indices(heads, name, done, lambda i, d=done: geometry.offset(d + i))
             for a, b, first in runs(indices):
                 yield first, decode_frames(block[a:b, geometry.header_bytes :], geometry)
             done += n

@@ -220,7 +220,7 @@ def splice_frames(acq: Acquisition, fd: int, progress=None) -> None:
         drain.join()
         keep = written if acq.keep is None and ended else acq.keep
         if keep is not None:
-            os.ftruncate(fd, keep * geometry.frame_bytes)
+            os.ftruncate(fd, geometry.offset(keep))
     drain.check()
     if progress is not None and pending:
         progress(pending)
