@@ -384,6 +384,26 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _TIME = re.compile(r"\d{1,2}:\d{2}:\d{2}(\.\d+)?", re.ASCII)
 
 
+def frame_numbers(headers) -> np.ndarray:
+    """Field 1, the frame number, of raw headers (``S<n>`` or bytes), as int64; -1 where it is not
+    a number of at most 18 digits (docs/format.md §2.1: six digits until frame 999 999, then more)."""
+    rows = np.asarray(headers)
+    if rows.size == 0:
+        return np.zeros(0, np.int64)
+    raw = np.ascontiguousarray(rows.astype(f"S{max(24, rows.dtype.itemsize)}")).view(np.uint8).reshape(rows.size, -1)
+    text = raw[:, 4:24]
+    digit = (text >= ord("0")) & (text <= ord("9"))
+    width = np.argmin(digit, axis=1)  # digits before the first non-digit
+    ok = (raw[:, :4] == np.frombuffer(b"MQ1,", np.uint8)).all(axis=1) & (width > 0) & (width <= 18)
+    ok &= text[np.arange(len(text)), np.minimum(width, text.shape[1] - 1)] == ord(",")
+    values = np.zeros(len(text), np.int64)
+    for k in range(18):  # digit by digit, most significant first
+        more = ok & (width > k)
+        values[more] = values[more] * 10 + (text[more, k] - ord("0"))
+    values[~ok] = -1
+    return values
+
+
 def parse_evidence(headers, start_index: int = 0):
     """Start times (ns, or ``None`` when unreadable), exposures (ms) and counter
     fields of many headers at once. The times are converted by numpy in one go.

@@ -8,12 +8,23 @@ import re
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import MIBFormatError, MIBWarning, where
 from ..format import mpx
-from ..format.frame_header import FrameHeader, read_header, reading_from
+from ..format.frame_header import FrameHeader, frame_numbers, read_header, reading_from
 from ..format.geometry import Geometry, count_frames, frame_geometry
-from ..format.hdr_file import COUNTER_DEPTH, MAX_HDR_BYTES, check_numbers, hdr_int, parse_hdr_text
-from ..sources.source import Remote, Segment, Source, check_path, is_url, open_source
+from ..format.hdr_file import (
+    COUNTER_DEPTH,
+    FRAMES_IN_ACQUISITION,
+    MAX_HDR_BYTES,
+    check_numbers,
+    hdr_int,
+    parse_hdr_text,
+)
+from ..sources.source import Remote, Segment, Source, check_path, is_url, open_source, segment_source
+from .frames import read_headers
+from .placement import Placement, place
 from .side_file import find_hdr_of_any, read_hdr
 
 _DYNAMIC_RANGE = {"U01": "1-bit", "U08": "1 or 6-bit", "U16": "12-bit", "U32": "24-bit", "U64": "64-bit"}
@@ -31,6 +42,7 @@ class Acquisition:
     hdr: dict | None
     hdr_path: object  # a Path, a URL, "in-band HDR message", or None
     series_gaps: tuple[dict, ...]
+    placement: Placement
     trailing_bytes: int
     file_size: int
     path: object  # what RosettaSciIO's MIBProperties.path holds: the path, URL, or list of paths
@@ -154,7 +166,7 @@ def _open_remote(path, series: bool, storage_options: dict | None) -> Acquisitio
 def _open_files(paths: list, hdr: dict | None, hdr_path) -> Acquisition:
     depth = hdr_int(hdr, COUNTER_DEPTH)
     files = sorted((_scan_file(p, depth) for p in paths), key=lambda f: f[1].sequence)
-    source, header, geometry, n_frames, rest, in_band = files[0]
+    source, header, geometry, n_frames, rest, in_band, _ = files[0]
     if in_band is not None:
         # A capture's HDR message is its .hdr (docs/format.md §12).
         hdr = parse_hdr_text(in_band) or hdr
@@ -170,22 +182,9 @@ def _open_files(paths: list, hdr: dict | None, hdr_path) -> Acquisition:
             stacklevel=4,
         )
     segments, first, gaps = [], 0, []
-    for i, (src, head, _, count, tail, _) in enumerate(files):
-        if i and head.sequence != files[i - 1][1].sequence + files[i - 1][3]:
-            expected = files[i - 1][1].sequence + files[i - 1][3]
-            gaps.append({"file": src.name, "first_frame_number": head.sequence, "expected": expected})
-            missing = head.sequence - expected
-            what = (
-                f"{missing} frames are missing from the series"
-                if missing > 0
-                else f"its frame numbers overlap the previous file's by {-missing}"
-            )
-            warnings.warn(
-                f"{src.name}: starts at frame number {head.sequence} but the previous file ends "
-                f"before {expected}: {what} (the files are read back to back; nothing is filled in)",
-                MIBWarning,
-                stacklevel=4,
-            )
+    for i, (src, head, _, count, tail, _, _) in enumerate(files):
+        if i and head.sequence != files[i - 1][6] + 1:
+            gaps.append({"file": src.name, "first_frame_number": head.sequence, "expected": files[i - 1][6] + 1})
         segments.append(Segment(src.path, first, count, src.base, src.prefix))
         first += count
         if tail:
@@ -197,9 +196,21 @@ def _open_files(paths: list, hdr: dict | None, hdr_path) -> Acquisition:
                 stacklevel=4,
             )
 
+    segments = tuple(segments)
+    frames_stated = hdr_int(hdr, FRAMES_IN_ACQUISITION)
+    counts_up = all(f[6] - f[1].sequence == f[3] - 1 for f in files) and not gaps
+    if source.remote or (counts_up and (header.sequence == 1 or not frames_stated)):
+        # every frame where it is stored (a URL's frame numbers are not all read: three requests open it)
+        placement = Placement(first, first_number=header.sequence)
+    else:  # frames lost, repeated or out of order somewhere: every frame number is read
+        numbers = np.concatenate(
+            [frame_numbers(read_headers(_source_of(source, s), geometry, 0, s.count)) for s in segments]
+        )
+        placement = place(numbers, frames_stated)
     return Acquisition(
         source=source,
-        segments=tuple(segments),
+        segments=segments,
+        placement=placement,
         header=header,
         geometry=geometry,
         hdr=hdr,
@@ -211,10 +222,15 @@ def _open_files(paths: list, hdr: dict | None, hdr_path) -> Acquisition:
     )
 
 
+def _source_of(source: Source, segment: Segment) -> Source:
+    """The source holding ``segment``: the one opened (a buffer, URL or file object) or its file."""
+    return source if segment.path == source.path else segment_source(segment)
+
+
 def _scan_file(path, hdr_depth: int | None):
     """First header, geometry and frame count of one file; checks its last header.
 
-    Returns ``(source, header, geometry, n_frames, trailing bytes, in-band hdr text)``.
+    Returns ``(source, header, geometry, n_frames, trailing bytes, in-band hdr text, last frame number)``.
     """
     source = open_source(path)
     hdr_text = None
@@ -234,23 +250,12 @@ def _scan_file(path, hdr_depth: int | None):
     n_frames, rest = count_frames(source.size - source.base + source.prefix, geometry, source.name, source.prefix)
     # Remote: opening costs three requests (size, first 64 KiB, .hdr); every frame
     # header is checked as its block is read anyway.
+    last_number = header.sequence + n_frames - 1  # unknown for a URL: taken as counting up
     if n_frames > 1 and not source.remote:
         last = read_header_at(source, geometry.offset(n_frames - 1, source.base, source.prefix), n_frames - 1)
         _check_same(header, last, source, n_frames - 1, geometry)
-        lost = last.sequence - header.sequence - (n_frames - 1)
-        if lost:
-            what = (
-                f"{lost} frames were lost during acquisition"
-                if lost > 0
-                else "they do not count up one per frame (renumbered, or several acquisitions in one file)"
-            )
-            warnings.warn(
-                f"{source.name}: frame numbers run from {header.sequence} to {last.sequence} over "
-                f"{n_frames} frames: {what} (the frames present are read in order)",
-                MIBWarning,
-                stacklevel=5,
-            )
-    return source, header, geometry, n_frames, rest, hdr_text
+        last_number = last.sequence
+    return source, header, geometry, n_frames, rest, hdr_text, last_number
 
 
 def find_series(path) -> list[str]:

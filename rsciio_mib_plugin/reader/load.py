@@ -11,6 +11,8 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import MIBWarning
 from ..format.frame_header import parse_evidence
 from .acquisition import Acquisition, open_acquisition
@@ -25,11 +27,31 @@ from .transforms import Transform, check_transform
 EVIDENCE_FRAMES = 16384
 
 
-def read_evidence(prop: Acquisition, count: int = EVIDENCE_FRAMES) -> Evidence:
-    """Timestamps, exposures and counter fields of the first ``count`` frames."""
-    count = min(count, EVIDENCE_FRAMES, prop.segments[0].count if prop.segments else prop.number_of_frames_in_file)
-    times, exposures, counters = parse_evidence(read_headers(prop.source, prop.geometry, 0, count))
-    return Evidence(times_ns=times, exposures_ms=exposures, counters=counters)
+def read_evidence(prop: Acquisition, count: int = EVIDENCE_FRAMES, placed: bool = True) -> Evidence:
+    """Timestamps, exposures and counter fields of the first ``count`` positions.
+
+    Placed by frame number, a lost frame's time is interpolated and its exposure is the median,
+    so a loss does not look like a scan line's end or a flyback frame.
+    """
+    frame_of = prop.placement.frame_of if placed else None
+    first_file = prop.segments[0].count if prop.segments else prop.number_of_frames_in_file
+    if frame_of is None:
+        count = min(count, EVIDENCE_FRAMES, first_file)
+        times, exposures, counters = parse_evidence(read_headers(prop.source, prop.geometry, 0, count))
+        return Evidence(times_ns=times, exposures_ms=exposures, counters=counters)
+    frames = frame_of[: min(count, EVIDENCE_FRAMES, frame_of.size)]
+    stored = frames[(frames >= 0) & (frames < first_file)]
+    times, exposures, counters = parse_evidence(read_headers(prop.source, prop.geometry, 0, int(stored.max()) + 1))
+    known = (frames >= 0) & (frames < first_file)
+    where = np.flatnonzero(known)
+    out_times = None
+    if times is not None:
+        out_times = np.interp(np.arange(frames.size), where, times[frames[known]]).astype(np.int64)
+    out_exposures = np.full(frames.size, float(np.median(exposures[frames[known]])))
+    out_exposures[known] = exposures[frames[known]]
+    out_counters = np.full(frames.size, -1, np.int64)
+    out_counters[known] = counters[frames[known]]
+    return Evidence(times_ns=out_times, exposures_ms=out_exposures, counters=out_counters)
 
 
 @dataclass(frozen=True)
@@ -62,22 +84,36 @@ class ReadPlan:
     transforms: tuple[Transform, ...]
 
     @classmethod
-    def make(cls, prop: Acquisition, shaping: Shaping = Shaping()) -> ReadPlan:
-        """Plan every dataset of ``prop``; what the plan drops or assumes is warned about (once each)."""
+    def make(cls, prop: Acquisition, shaping: Shaping = Shaping(), placed: bool = True) -> ReadPlan:
+        """Plan every dataset of ``prop``; what the plan drops or assumes is warned about (once each).
+
+        ``placed``: frames at the positions their numbers say (lost ones blank); ``False``: the
+        frames as stored (what a memory map of the file shows).
+        """
+        placement = prop.placement
+        placed = placed and placement.frame_of is not None
         plans = plan_scan(
-            prop.number_of_frames_in_file,
+            placement.positions if placed else prop.number_of_frames_in_file,
             shaping.first_frame,
             shaping.last_frame,
             shaping.navigation_shape,
             prop.hdr,
-            lambda count: read_evidence(prop, count),
+            lambda count: read_evidence(prop, count, placed),
             shaping.counters,
             shaping.infer,
             shaping.sync_offset,
         )
+        messages = placement.messages() if placed or placement.note else []
+        if placement.frame_of is not None and not placed:
+            messages.append(
+                f"{placement.lost_count} frame(s) lost during acquisition: a memory map shows the file as stored "
+                "(later frames at earlier positions); return_mmap=False places every frame by its number"
+            )
         for plan in plans:
-            for message in plan.messages:
-                warnings.warn(f"{prop.source.name}: {message}", MIBWarning, stacklevel=5)
+            plan.placement = placement.frame_of if placed else None
+            messages += plan.messages
+        for message in messages:
+            warnings.warn(f"{prop.source.name}: {message}", MIBWarning, stacklevel=5)
         transforms = tuple(
             check_transform(
                 shaping.quad_gap,
@@ -148,13 +184,15 @@ class ReadPlan:
         ]
 
 
-def open_plan(path, shaping: Shaping = Shaping(), *, mib_prop=None, series=False, storage_options=None) -> ReadPlan:
+def open_plan(
+    path, shaping: Shaping = Shaping(), *, mib_prop=None, series=False, storage_options=None, placed=True
+) -> ReadPlan:
     """Open ``path`` (or take ``mib_prop``, parsed before) and plan what to read of it."""
     if mib_prop is None:
-        return ReadPlan.make(open_acquisition(path, series=series, storage_options=storage_options), shaping)
+        return ReadPlan.make(open_acquisition(path, series=series, storage_options=storage_options), shaping, placed)
     if not isinstance(mib_prop, MIBProperties) or mib_prop.acquisition is None:
         raise TypeError("`mib_prop` must be a parsed MIBProperties (MIBProperties.from_path(path))")
-    return ReadPlan.make(mib_prop.acquisition, shaping)
+    return ReadPlan.make(mib_prop.acquisition, shaping, placed)
 
 
 def load_datasets(
@@ -174,7 +212,8 @@ def load_datasets(
     ``return_headers``, ``show_progressbar`` (:meth:`ReadPlan.arrays`).
     Frames are selected and offset, then shaped, then gapped and binned.
     """
-    plan = open_plan(path, shaping, mib_prop=mib_prop, series=series, storage_options=storage_options)
+    placed = not array_options.get("return_mmap", False)  # a memory map is the file as stored
+    plan = open_plan(path, shaping, mib_prop=mib_prop, series=series, storage_options=storage_options, placed=placed)
     if lazy and plan.prop.buffer:
         raise ValueError("Loading a memory buffer lazily is not supported: pass a file path, or lazy=False")
     if print_info:
@@ -199,11 +238,30 @@ def _check_mmap_mode(mmap_mode, lazy: bool) -> str:
     return mmap_mode
 
 
+def blank_positions(plan: ScanPlan, transform: Transform) -> np.ndarray | None:
+    """Navigation-shaped mask of the positions without a frame (lost, or before a negative
+    ``sync_offset``); binned: a bin with any. ``None`` when every position has its frame."""
+    if not plan.shape or not (plan.blank or plan.placement is not None):
+        return None
+    blank = (plan.frame_numbers() < 0).reshape(plan.shape)
+    if not blank.any():
+        return None
+    b = transform.bin_navigation
+    if b > 1:
+        nav = transform.navigation_shape(plan.shape)
+        cut = blank[tuple(slice(0, n * b) for n in nav)]
+        blank = cut.reshape(tuple(x for n in nav for x in (n, b))).any(axis=tuple(range(1, 2 * len(nav), 2)))
+    return blank
+
+
 def signal_dict(data, prop: Acquisition, plan: ScanPlan, transform: Transform) -> dict:
     """The RosettaSciIO signal dictionary of one dataset."""
     md = metadata(prop, prop.source.name, transform)
     if plan.counter is not None:
         md["General"]["title"] += f" (counter {plan.counter})"
+    blank = blank_positions(plan, transform)
+    if blank is not None:
+        md["Signal"]["blank_positions"] = blank
     return {
         "data": data,
         "axes": axes(data.shape[:-2], data.shape[-2:], transform.bin_navigation, transform.bin_signal),

@@ -53,6 +53,9 @@ class ScanPlan:
     counter: int | None = None
     blank: int = 0  # frames before the first real one that are blank (negative sync_offset)
     sync_offset: int = 0
+    # Position -> stored frame (-1: lost), when frames are placed by their numbers (placement.py);
+    # the plan's numbers are then positions in the acquisition, not frames in the file.
+    placement: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def count(self) -> int:
@@ -66,7 +69,15 @@ class ScanPlan:
         )
 
     def frame_numbers(self, nav_slices: tuple[slice, ...] | None = None) -> np.ndarray:
-        """File frame numbers of the scan positions under ``nav_slices`` (C order)."""
+        """Stored frames (-1: blank) at the scan positions under ``nav_slices`` (C order)."""
+        frames = self.positions(nav_slices)
+        if self.placement is not None:
+            real = frames >= 0
+            frames[real] = self.placement[frames[real]]
+        return frames
+
+    def positions(self, nav_slices: tuple[slice, ...] | None = None) -> np.ndarray:
+        """Positions in the acquisition (-1: blank, before the first) under ``nav_slices`` (C order)."""
         shape = self.shape or (1,)
         slices = nav_slices if nav_slices else tuple(slice(0, n) for n in shape)
         ranges = [np.arange(s.start, s.stop, dtype=np.int64) for s in slices]

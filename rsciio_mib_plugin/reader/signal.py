@@ -112,6 +112,17 @@ def original_metadata(prop: Acquisition, plan: ScanPlan, flip_y: bool, transform
     if transform is not None:
         reading["bin_signal"], reading["bin_navigation"] = transform.bin_signal, transform.bin_navigation
     reading["sync_offset"] = plan.sync_offset
+    placement = prop.placement
+    if plan.placement is not None or placement.note:
+        reading["frame_placement"] = {
+            "rule": "file order: " + placement.note if placement.note else "by frame number",
+            "first_frame_number": placement.first_number,
+            "positions": placement.positions,
+            "lost_frame_count": placement.lost_count,
+            "lost_frame_numbers": placement.lost_text(limit=len(placement.lost)),
+            "repeated_frames": placement.repeated,
+            "out_of_order_frames": placement.out_of_order,
+        }
     if prop.raw:
         reading["raw_decoding"] = f"R64 {prop.counter_depth}-bit words decoded (docs/format.md 4.2)" + (
             ", quad chips reassembled (4.5)" if prop.header.chips == 4 else ""

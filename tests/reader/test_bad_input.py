@@ -99,16 +99,19 @@ def test_shorter_than_one_frame(good, tmp_path):
         load_mib_data(short)
 
 
-def test_lost_frames_are_reported(tmp_path):
-    data = np.ones((6,) + FRAME, np.uint8)
+def test_lost_frames_are_reported_and_left_blank(tmp_path):
+    data = np.arange(1, 7, dtype=np.uint8)[:, None, None] * np.ones(FRAME, np.uint8)
     path = write_mib(tmp_path / "lost.mib", data, first_number=1, hdr=False)
     raw = bytearray(path.read_bytes())
     size = 384 + FRAME[0] * FRAME[1]
     raw[5 * size : 5 * size + 11] = b"MQ1,000009,"  # frames 6..8 never arrived
     path.write_bytes(bytes(raw))
-    with pytest.warns(MIBWarning, match="3 frames were lost"):
+    with pytest.warns(MIBWarning, match=r"3 frame\(s\) lost during acquisition \(frame numbers 6-8\)"):
         out = load_mib_data(path, return_mmap=False)
-    assert out.shape == (6,) + FRAME
+    assert out.shape == (9,) + FRAME  # positions, not frames present
+    np.testing.assert_array_equal(out[:5], data[:5])
+    assert not out[5:8].any()
+    np.testing.assert_array_equal(out[8], data[5])
 
 
 @pytest.mark.parametrize(

@@ -241,12 +241,17 @@ def test_three_file_series(tmp_path):
     np.testing.assert_array_equal(d["data"], data[0])
 
 
-def test_series_gap_is_reported_not_closed(tmp_path):
+def test_series_gap_is_reported_and_left_blank(tmp_path):
+    """Frames 7-11 never reached the files: the second file's frames go where their numbers say."""
     data = scan_frames(3, 4)
     paths = _write_series(tmp_path, data, [6, 6], gap_after=0)
-    with pytest.warns(MIBWarning, match="5 frames are missing"):
+    with pytest.warns(MIBWarning, match=r"5 frame\(s\) lost during acquisition \(frame numbers 7-11\)"):
         out = load_mib_data(paths, return_mmap=False)
-    np.testing.assert_array_equal(out, data.reshape((-1,) + FRAME))
+    flat = data.reshape((-1,) + FRAME)
+    assert out.shape == (17,) + FRAME
+    np.testing.assert_array_equal(out[:6], flat[:6])
+    assert not out[6:11].any()
+    np.testing.assert_array_equal(out[11:], flat[6:])
 
 
 def test_quad_24bit_sample_is_a_stack(samples):
