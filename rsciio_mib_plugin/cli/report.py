@@ -71,6 +71,9 @@ def describe(path, series: bool = False, storage_options: dict | None = None) ->
         "frame_bytes": prop.geometry.frame_bytes,
         "frames": prop.number_of_frames_in_file,
         "files": len(prop.segments),
+        "lost_frames": prop.placement.lost_count,
+        "lost_frame_numbers": prop.placement.lost_text(),
+        "frame_numbers_not_used": prop.placement.note or None,
         "datasets": [
             {
                 "counter": plan.counter,
@@ -110,6 +113,12 @@ def text_block(r: dict) -> str:
         f"  pixels        {r['pixel_type']}{' RAW' if r['raw'] else ''}, counter depth {r['counter_depth'] or 'not stated'}, read as {r['dtype']}",
         f"  frames        {r['frames']} in {r['files']} file(s), {r['frame_bytes']} bytes each",
     ]
+    if r["lost_frames"]:
+        lines.append(
+            f"  lost          {r['lost_frames']} frame(s), numbers {r['lost_frame_numbers']} (blank positions)"
+        )
+    if r["frame_numbers_not_used"]:
+        lines.append(f"  frame order   file order: {r['frame_numbers_not_used']}")
     for d in r["datasets"]:
         label = "scan" if d["counter"] is None else f"counter {d['counter']}"
         lines.append(f"  {label:<13} {scan_summary(d)}")

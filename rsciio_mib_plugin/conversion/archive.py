@@ -206,7 +206,7 @@ class Job:
             write_signal(temp, self.codec, self.signal, summaries.metadata(self.reader.name))
             if preview:
                 vbf = summaries.vbf if self.nav else None
-                mean = summaries.sum_pattern / max(1, math.prod(self.nav))
+                mean = summaries.sum_pattern / max(1, math.prod(self.nav) - summaries.blank)
                 output = self.target.with_name(f"{self.target.stem}_preview.png")
                 plot_preview(mean, vbf, summaries.disc, self.target.name, output)
             written = stored_bytes(temp)

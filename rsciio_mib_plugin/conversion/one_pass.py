@@ -62,6 +62,7 @@ def run_pass(reader: FrameReader, plan: ScanPlan, blocks: BlockPlan, write, thre
         heads = np.empty((groups.size, header_bytes), np.uint8)  # the headers, read on the way
         index = index_of[nav_slices].reshape(-1)
         per_group = groups.shape[1]
+        summaries.add_blank(int((groups < 0).all(axis=1).sum()))
         for i in range(0, len(block), per_piece):  # summarised while the piece is in the CPU cache
             piece = slice(i, i + per_piece)
             reader.read_groups(groups[piece], block[piece], 1, heads[i * per_group : (i + per_piece) * per_group])

@@ -31,6 +31,8 @@ class Summaries:
     disc_frames: int = 0
     aperture: tuple[slice, slice, np.ndarray] | None = None
     parts: list = field(default_factory=list)  # [pattern sum, pattern max] of each thread
+    blank: int = 0  # output positions without any frame (lost, or a negative sync_offset)
+    lock: threading.Lock = field(default_factory=threading.Lock)
     local: threading.local = field(default_factory=threading.local)
 
     def __post_init__(self):
@@ -52,6 +54,11 @@ class Summaries:
         """The bright-field aperture (found in the mean of ``frames`` frames, :func:`.aperture_of`)."""
         self.disc, self.disc_frames = disc, frames
         self.aperture = _bounding_box(disc_mask(self.frame, self.disc))
+
+    def add_blank(self, count: int) -> None:
+        """``count`` more output positions have no frame: the mean pattern leaves them out."""
+        with self.lock:
+            self.blank += count
 
     def add(self, index: np.ndarray, frames: np.ndarray) -> None:
         """Add ``frames`` at flat scan positions ``index`` (after :meth:`set_disc`)."""
@@ -92,9 +99,10 @@ class Summaries:
                 MIBWarning,
                 stacklevel=5,
             )
-        nav_size = max(1, int(np.prod(self.nav)))
+        present = max(1, int(np.prod(self.nav)) - self.blank)
         return {
-            "mean_pattern": (self.sum_pattern / nav_size).astype(np.float32),
+            # over the positions that have frames: a lost frame is no pattern of zeros
+            "mean_pattern": (self.sum_pattern / present).astype(np.float32),
             "max_pattern": self.max_pattern,
             # one frame: arrays of one value (HyperSpy's writers cannot store 0-d arrays)
             "frame_totals": np.atleast_1d(self.totals),

@@ -64,7 +64,7 @@ class LivePreview:
                 plan = open_plan(self.path, Shaping(self.navigation_shape)).plans[0]
         except (OSError, ValueError):
             return seen
-        numbers = plan.frame_numbers()
+        numbers = plan.positions()  # indices in the acquisition, as follow hands them over
         image = np.full(numbers.shape, np.nan)
         known = (numbers >= 0) & (numbers < seen.size)
         image[known] = seen[numbers[known]]

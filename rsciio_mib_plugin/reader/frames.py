@@ -558,6 +558,9 @@ def _read_rows(segments: tuple[Segment, ...], geometry: Geometry, frames: np.nda
     readers = {}
     try:
         for i, frame in enumerate(frames.tolist()):
+            if frame < 0:  # a blank position (a lost frame, a negative sync_offset): zeros, nothing read
+                out[i] = 0
+                continue
             seg = bisect.bisect_right(firsts, frame) - 1
             segment = segments[seg]
             if seg not in readers:

@@ -267,6 +267,12 @@ def test_lost_frames_are_reported(scan, tmp_path, record_path):
     indices = np.concatenate([np.arange(first, first + len(b)) for first, b in blocks])
     np.testing.assert_array_equal(indices, [0, 1, 4, 5, 7])
     np.testing.assert_array_equal(np.concatenate([b for _, b in blocks]), decoded(scan)[[0, 1, 4, 5, 7]])
+    # The recording (5 frames, the .hdr from the HDR message) reads back with every frame at its place.
+    with pytest.warns(MIBWarning, match=r"3 frame\(s\) lost during acquisition \(frame numbers 3-4, 7\)"):
+        back = load_mib_data(tmp_path / "rec.mib", return_mmap=False)
+    expected = decoded(scan)
+    expected[[2, 3, 6]] = 0
+    np.testing.assert_array_equal(back, expected)
 
 
 def test_nothing_arriving_is_a_timeout_naming_host_and_port(scan, tmp_path, capsys):
