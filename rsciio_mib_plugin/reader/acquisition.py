@@ -202,10 +202,8 @@ def _open_files(paths: list, hdr: dict | None, hdr_path) -> Acquisition:
     if source.remote or (counts_up and (header.sequence == 1 or not frames_stated)):
         # every frame where it is stored (a URL's frame numbers are not all read: three requests open it)
         placement = Placement(first, first_number=header.sequence)
-    else:  # frames lost, repeated or out of order somewhere: every frame number is read
-        numbers = np.concatenate(
-            [frame_numbers(read_headers(_source_of(source, s), geometry, 0, s.count)) for s in segments]
-        )
+    else:  # frames lost, repeated or out of order somewhere
+        numbers = np.concatenate([_stored_numbers(_source_of(source, s), geometry, s.count) for s in segments])
         placement = place(numbers, frames_stated)
     return Acquisition(
         source=source,
@@ -220,6 +218,37 @@ def _open_files(paths: list, hdr: dict | None, hdr_path) -> Acquisition:
         file_size=sum(f[0].size for f in files),
         path=[f[0].path for f in files] if len(files) > 1 else (str(source.path) if source.remote else source.path),
     )
+
+
+def _stored_numbers(source: Source, geometry: Geometry, count: int) -> np.ndarray:
+    """The frame number of every stored frame of one file.
+
+    Frames are lost in runs, so the numbers are found by bisection: where the numbers at both
+    ends of a stretch of frames differ by its length, they count up in between, and only the
+    stretches holding a jump are split. A few losses in 16,384 frames cost about 45 header reads
+    instead of 16,384. Numbers that fall back (repeated, out of order) are all read.
+    """
+    known: dict[int, int] = {}
+
+    def number(i: int) -> int:
+        if i not in known:
+            known[i] = int(frame_numbers(read_headers(source, geometry, i, 1))[0])
+        return known[i]
+
+    numbers = np.empty(count, np.int64)
+    stretches = [(0, count - 1)]
+    while stretches:
+        a, b = stretches.pop()
+        na, nb = number(a), number(b)
+        if nb - na == b - a:
+            numbers[a : b + 1] = np.arange(na, nb + 1)
+        elif nb - na < b - a or na < 0 or nb < 0:  # not counting up in between: read every one
+            return frame_numbers(read_headers(source, geometry, 0, count))
+        elif b == a + 1:
+            numbers[a], numbers[b] = na, nb
+        else:
+            stretches += [(a, (a + b) // 2), ((a + b) // 2, b)]
+    return numbers
 
 
 def _source_of(source: Source, segment: Segment) -> Source:

@@ -26,6 +26,7 @@ import numpy as np
 from .._progress import progress_bar
 from ..errors import MIBFormatError, MIBWarning, where
 from ..format.decode import decode_frames
+from ..format.frame_header import frame_numbers
 from ..format.geometry import Geometry
 from ..format.header_check import check_headers
 from ..sources.source import Segment, Source, open_reader
@@ -132,6 +133,9 @@ class FrameReader:
     buffer: memoryview | None = None  # the bytes of an in-memory file (never lazily read)
     name: str = "<buffer>"
     block_bytes: int = BLOCK_BYTES  # read and decoded at once: bounds the memory beside the output
+    # The frame number of each stored frame, when frames are placed by number: the headers read
+    # with the pixels are checked against it (a loss found by bisection assumes runs counting up).
+    numbers: np.ndarray | None = None
 
     @classmethod
     def of(cls, source: Source, segments: tuple[Segment, ...], geometry: Geometry, transform: Transform):
@@ -212,6 +216,28 @@ class FrameReader:
         ``heads`` (optional, ``(len(frames), header_bytes)`` uint8) receives the
         frame headers read on the way (zeros for blank frames).
         """
+        if self.numbers is not None and heads is None:
+            heads = np.empty((len(frames), self.geometry.header_bytes), np.uint8)
+        self._read(frames, out, threads, progress, gap, heads)
+        if self.numbers is not None:
+            self._check_numbers(frames, heads)
+
+    def _check_numbers(self, frames: np.ndarray, heads: np.ndarray) -> None:
+        """Warn when a frame read does not hold the number its position was given."""
+        real = np.flatnonzero(frames >= 0)
+        found = frame_numbers(np.ascontiguousarray(heads[real]).view(f"S{heads.shape[1]}").ravel())
+        wrong = np.flatnonzero(found != self.numbers[frames[real]])
+        if wrong.size:
+            i = real[wrong[0]]
+            warnings.warn(
+                f"{self.name}: stored frame {frames[i]} holds frame number {found[wrong[0]]}, not "
+                f"{self.numbers[frames[i]]}: {wrong.size} frame(s) of this read are out of order and not where "
+                "their numbers say",
+                MIBWarning,
+                stacklevel=3,
+            )
+
+    def _read(self, frames, out, threads, progress, gap, heads) -> None:
         geometry, segments, flip = self.geometry, self.segments, self.transform.flip
         blank = frames < 0
         if blank.any():

@@ -8,6 +8,7 @@ transform) and the frame reader that reads it (eager, lazy, memory map).
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
@@ -139,7 +140,10 @@ class ReadPlan:
     def reader(self, index: int = 0) -> FrameReader:
         """The frame reader of dataset ``index``."""
         prop = self.prop
-        return FrameReader.of(prop.source, prop.segments, prop.geometry, self.transforms[index])
+        reader = FrameReader.of(prop.source, prop.segments, prop.geometry, self.transforms[index])
+        if self.plans[index].placement is not None:
+            reader = dataclasses.replace(reader, numbers=prop.placement.numbers)
+        return reader
 
     def arrays(
         self,

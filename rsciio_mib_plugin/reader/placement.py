@@ -8,7 +8,7 @@ blank instead. Pure functions on the frame numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,6 +29,7 @@ class Placement:
     repeated: int = 0
     out_of_order: int = 0
     note: str = ""
+    numbers: np.ndarray | None = field(default=None, repr=False)  # of each stored frame, when placed
 
     @property
     def lost_count(self) -> int:
@@ -106,4 +107,5 @@ def place(numbers: np.ndarray, hdr_frames: int | None = None) -> Placement:
         lost=tuple(runs),
         repeated=int(repeated),
         out_of_order=int((np.diff(kept) < 0).sum()),
+        numbers=numbers,
     )

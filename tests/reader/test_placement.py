@@ -236,3 +236,23 @@ def test_real_sample_with_a_frame_cut_out(samples, tmp_path):
     flat = d["data"].reshape(8, *full.shape[1:])
     assert not flat[2].any()
     np.testing.assert_array_equal(np.delete(flat, 2, axis=0), np.delete(full, 2, axis=0))
+
+
+def test_frames_out_of_order_inside_a_counting_stretch_are_reported(scan, tmp_path):
+    """Losses are found by bisection; a swap between frames whose neighbours count up is then only
+    seen when the frames are read (their numbers are checked against their positions)."""
+    path, full = scan
+    raw = path.read_bytes()
+    size = len(raw) // 48
+    frames = [raw[i * size : (i + 1) * size] for i in range(48)]
+    order = list(range(30)) + [31, 30] + list(range(32, 40)) + list(range(41, 48))  # a swap, then 41 lost
+    odd = tmp_path / "odd.mib"
+    odd.write_bytes(b"".join(frames[i] for i in order))
+    shutil.copy(path.with_suffix(".hdr"), odd.with_suffix(".hdr"))
+    with pytest.warns(MIBWarning, match=r"stored frame 30 holds frame number 32, not 31: 2 frame\(s\)"):
+        quietly_lost = file_reader(odd, flip_y=False)
+    check_placed(
+        np.delete(quietly_lost[0]["data"].reshape(48, *FRAME), [30, 31], axis=0),
+        np.delete(full.reshape(48, *FRAME), [30, 31], axis=0),
+        [38],
+    )
