@@ -231,8 +231,8 @@ class FrameReader:
             i = real[wrong[0]]
             warnings.warn(
                 f"{self.name}: stored frame {frames[i]} holds frame number {found[wrong[0]]}, not "
-                f"{self.numbers[frames[i]]}: {wrong.size} frame(s) of this read are out of order and not where "
-                "their numbers say",
+                f"{self.numbers[frames[i]]}: frames before it were lost or are stored out of order, and "
+                f"{wrong.size} frame(s) of this read are not where their numbers say",
                 MIBWarning,
                 stacklevel=3,
             )

@@ -143,6 +143,9 @@ class ReadPlan:
         reader = FrameReader.of(prop.source, prop.segments, prop.geometry, self.transforms[index])
         if self.plans[index].placement is not None:
             reader = dataclasses.replace(reader, numbers=prop.placement.numbers)
+        elif prop.source.remote:  # a URL's numbers are not read when opening: the frames read are checked
+            first = prop.placement.first_number
+            reader = dataclasses.replace(reader, numbers=np.arange(first, first + prop.number_of_frames_in_file))
         return reader
 
     def arrays(

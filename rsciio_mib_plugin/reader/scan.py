@@ -239,15 +239,20 @@ def counter_pattern(counters: np.ndarray) -> tuple[list[int], dict]:
     counter field, not assumed (docs/format.md §6).
     """
     counters = np.asarray(counters, dtype=np.int64)
-    values = list(dict.fromkeys(counters.tolist()))
+    known = counters >= 0  # -1: a lost frame's position (placement.py), which any counter may fill
+    values = list(dict.fromkeys(counters[known].tolist()))
     if len(values) < 2:
         return [], {"counter_values": values}
     period = len(values)
-    order = counters[:period].tolist()
     size = counters.size - counters.size % period
-    if sorted(order) != sorted(values) or not np.array_equal(
-        counters[:size].reshape(-1, period), np.tile(order, (size // period, 1))
-    ):
+    table, seen = counters[:size].reshape(-1, period), known[:size].reshape(-1, period)
+    order = []
+    for k in range(period):
+        column = table[seen[:, k], k]
+        if column.size == 0 or (column != column[0]).any():
+            return [], {"counter_values": values, "reason": "counter fields do not repeat in a fixed order"}
+        order.append(int(column[0]))
+    if sorted(order) != sorted(values):
         return [], {"counter_values": values, "reason": "counter fields do not repeat in a fixed order"}
     return order, {"counter_order": order}
 

@@ -249,10 +249,41 @@ def test_frames_out_of_order_inside_a_counting_stretch_are_reported(scan, tmp_pa
     odd = tmp_path / "odd.mib"
     odd.write_bytes(b"".join(frames[i] for i in order))
     shutil.copy(path.with_suffix(".hdr"), odd.with_suffix(".hdr"))
-    with pytest.warns(MIBWarning, match=r"stored frame 30 holds frame number 32, not 31: 2 frame\(s\)"):
+    with pytest.warns(
+        MIBWarning,
+        match=r"stored frame 30 holds frame number 32, not 31: frames before it were lost or are stored out of order, and 2 frame\(s\)",
+    ):
         quietly_lost = file_reader(odd, flip_y=False)
     check_placed(
         np.delete(quietly_lost[0]["data"].reshape(48, *FRAME), [30, 31], axis=0),
         np.delete(full.reshape(48, *FRAME), [30, 31], axis=0),
         [38],
     )
+
+
+def test_both_counters_with_a_lost_frame(tmp_path):
+    """Two counters, one frame of counter 0 lost: both datasets keep their shape, the blank where it belongs."""
+    rng = np.random.default_rng(9)
+    c0, c1 = (rng.integers(1, 4096, (3, 4) + FRAME, dtype=np.uint16) for _ in range(2))
+    frames = np.stack([c0, c1], axis=2).reshape((-1,) + FRAME)
+    hdr = {"Active Counters": "Both", "ScanX": 4, "ScanY": 3, "Frames in Acquisition": 24}
+    path = write_mib(tmp_path / "both.mib", frames, counter=np.tile([0, 1], 12), hdr=hdr)
+    cut = cut_frames(path, [10], tmp_path / "cut.mib")  # position (1, 1) of counter 0
+    a, b = quietly(file_reader, cut, flip_y=False)
+    np.testing.assert_array_equal(b["data"], c1)
+    check_placed(a["data"], c0, [5])
+    assert np.flatnonzero(a["metadata"]["Signal"]["blank_positions"]).tolist() == [5]
+
+
+def test_a_capture_of_the_data_port_with_lost_frames(scan, tmp_path):
+    path, full = scan
+    capture = write_mib(tmp_path / "capture.mib", full, mpx=True, hdr={"ScanX": 8, "ScanY": 6})
+    raw = capture.read_bytes()
+    hdr_message = 15 + int(raw[4:14]) - 1
+    size = (len(raw) - hdr_message) // 48
+    messages = [raw[hdr_message + i * size : hdr_message + (i + 1) * size] for i in range(48)]
+    cut = tmp_path / "cut.mib"
+    cut.write_bytes(raw[:hdr_message] + b"".join(m for i, m in enumerate(messages) if i not in (7, 8)))
+    with pytest.warns(MIBWarning, match=r"2 frame\(s\) lost during acquisition \(frame numbers 8-9\)"):
+        (d,) = file_reader(cut, flip_y=False)
+    check_placed(d["data"], full, [7, 8])

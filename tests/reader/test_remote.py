@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from servers import running
 
-from rsciio_mib_plugin import MIBFormatError, MIBProperties, file_reader, load, load_mib_data, write_mib
+from rsciio_mib_plugin import MIBFormatError, MIBProperties, MIBWarning, file_reader, load, load_mib_data, write_mib
 from rsciio_mib_plugin.cli import main
 
 SERVERS = Path(__file__).parents[1] / "servers"
@@ -45,6 +45,10 @@ def site(tmp_path_factory, samples) -> Path:
         hdr={"ScanX": 6, "ScanY": 4},
     )
     write_mib(folder / "raw.mib", rng.integers(0, 4096, (3, 4, 256, 256), dtype=np.uint16), raw=True)
+    lost = write_mib(folder / "lost.mib", rng.integers(0, 4096, (24, 256, 256), dtype=np.uint16), hdr=False)
+    size = lost.stat().st_size // 24
+    raw = lost.read_bytes()
+    lost.write_bytes(raw[: 3 * size] + raw[4 * size :])  # frame number 4 never arrived
     write_mib(folder / "quad.mib", rng.integers(0, 64, (2, 3, 512, 512), dtype=np.uint8))
     write_mib(folder / "quad_raw.mib", rng.integers(0, 2, (2, 3, 512, 512)).astype(bool), raw=True)
     for name in (
@@ -227,6 +231,15 @@ def test_file_objects(site):
     np.testing.assert_array_equal(
         load_mib_data(buffer, return_mmap=False), load_mib_data(site / "raw.mib", return_mmap=False)
     )
+
+
+def test_lost_frames_in_a_url_are_reported_when_read(site, http):
+    """A URL opens with three requests, so its frame numbers are not all read: frames stay in file
+    order, and the headers read with the pixels say where numbers jump."""
+    url = f"{http[0]}/lost.mib"
+    with pytest.warns(MIBWarning, match=r"stored frame 3 holds frame number 5, not 4: frames before it were lost"):
+        remote = load_mib_data(url, return_mmap=False)
+    np.testing.assert_array_equal(remote, load_mib_data(site / "lost.mib", return_mmap=False)[np.r_[0:3, 4:24]])
 
 
 def test_load_gives_what_hs_load_gives(site, http):
