@@ -21,7 +21,7 @@ _EXPORTS = {
     "write_references": ".reader.reference",
     "record": ".live.recorder",
     "stream": ".live.acquisition",
-    "follow": ".live.follow",
+    "follow": ".live.growing_file",
     "MerlinControl": ".live.control",
     "MerlinSimulator": ".live.simulator",
     "file_writer": ".save",

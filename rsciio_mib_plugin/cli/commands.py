@@ -208,7 +208,7 @@ def serve(args) -> int:
 def watch(args) -> int:
     import time
 
-    from ..live.follow import follow
+    from ..live.growing_file import follow
     from ..live.preview import LivePreview
     from ..reader.preview import scan_preview
 

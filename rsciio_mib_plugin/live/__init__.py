@@ -6,7 +6,7 @@ Importing this package is cheap: its modules are imported when a name is first u
 _EXPORTS = {
     "record": ".recorder",
     "stream": ".acquisition",
-    "follow": ".follow",
+    "follow": ".growing_file",
     "MerlinControl": ".control",
     "MerlinSimulator": ".simulator",
 }

@@ -49,3 +49,21 @@ def test_public_names_are_there_without_importing_heavy_libraries():
     from rsciio_mib_plugin.live import MerlinSimulator, record
 
     assert record is rsciio_mib_plugin.record and MerlinSimulator is rsciio_mib_plugin.MerlinSimulator
+
+
+def test_no_module_shadows_a_public_name():
+    """A submodule named like a public function would replace it on its package once imported."""
+    import importlib
+    import pkgutil
+    import types
+
+    for module in pkgutil.walk_packages(rsciio_mib_plugin.__path__, "rsciio_mib_plugin."):
+        if "_startup" not in module.name and not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
+    import rsciio_mib_plugin.conversion as conversion
+    import rsciio_mib_plugin.live as live
+
+    for package in (rsciio_mib_plugin, live, conversion):
+        for name in package.__all__:
+            value = getattr(package, name)
+            assert not isinstance(value, types.ModuleType), f"{package.__name__}.{name} is a module"

@@ -76,3 +76,28 @@ def test_watch_while_growing_shows_what_hs_load_would(pixel_triggered, tmp_path)
     np.testing.assert_array_equal(image, expected)
     np.testing.assert_allclose(live.total / live.frames, s.data.reshape(-1, 64, 256)[: 5 * 16 + 7].mean(axis=0))
     assert live.save(tmp_path / "live.png", "growing").stat().st_size > 0
+
+
+def test_watch_places_frames_by_number(tmp_path):
+    """A recording with lost frames: the live picture leaves their positions empty, later frames in place."""
+    from rsciio_mib_plugin import write_mib
+    from rsciio_mib_plugin.live import follow
+
+    data = np.random.default_rng(3).integers(1, 4096, size=(4, 8, 16, 256), dtype=np.uint16)
+    full = write_mib(tmp_path / "full.mib", data, hdr={"ScanX": 8, "ScanY": 4})
+    raw = full.read_bytes()
+    size = len(raw) // 32
+    path = tmp_path / "scan.mib"
+    path.write_bytes(b"".join(raw[i * size : (i + 1) * size] for i in range(32) if i not in (9, 10)))
+    path.with_suffix(".hdr").write_bytes(full.with_suffix(".hdr").read_bytes())
+    live = None
+    with pytest.warns(Warning):
+        for first, frames in follow(path, timeout=0.5):
+            live = live or LivePreview(path, frames.shape[1:])
+            live.add(first, frames)
+        image = live.image()
+    assert image.shape == (4, 8)
+    assert np.isnan(image.ravel()[[9, 10]]).all()
+    expected = (data[..., ::-1, :] * live.mask).sum(axis=(-2, -1)).astype(float).ravel()
+    known = np.delete(np.arange(32), [9, 10])
+    np.testing.assert_array_equal(image.ravel()[known], expected[known])
