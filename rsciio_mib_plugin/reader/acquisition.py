@@ -198,9 +198,14 @@ def _open_files(paths: list, hdr: dict | None, hdr_path) -> Acquisition:
 
     segments = tuple(segments)
     frames_stated = hdr_int(hdr, FRAMES_IN_ACQUISITION)
-    counts_up = all(f[6] - f[1].sequence == f[3] - 1 for f in files) and not gaps
-    if source.remote or (counts_up and (header.sequence == 1 or not frames_stated)):
-        # every frame where it is stored (a URL's frame numbers are not all read: three requests open it)
+    if source.remote:
+        # A URL opens with three requests and its last header unread: frames can only be missing
+        # where the .hdr states more than there are (lost, or an interrupted acquisition).
+        suspect = bool(frames_stated) and first < frames_stated
+    else:
+        counts_up = all(f[6] - f[1].sequence == f[3] - 1 for f in files) and not gaps
+        suspect = not counts_up or (header.sequence != 1 and bool(frames_stated))
+    if not suspect:  # every frame where it is stored
         placement = Placement(first, first_number=header.sequence)
     else:  # frames lost, repeated or out of order somewhere
         numbers = np.concatenate([_stored_numbers(_source_of(source, s), geometry, s.count) for s in segments])

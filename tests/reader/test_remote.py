@@ -13,6 +13,7 @@ import json
 import pickle
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,9 @@ def site(tmp_path_factory, samples) -> Path:
     size = lost.stat().st_size // 24
     raw = lost.read_bytes()
     lost.write_bytes(raw[: 3 * size] + raw[4 * size :])  # frame number 4 never arrived
+    stated = write_mib(folder / "stated.mib", rng.integers(0, 4096, (4, 6, 256, 256), dtype=np.uint16))
+    raw = stated.read_bytes()
+    stated.write_bytes(raw[: 5 * size] + raw[7 * size :])  # numbers 6 and 7 lost; the .hdr states 24 frames
     write_mib(folder / "quad.mib", rng.integers(0, 64, (2, 3, 512, 512), dtype=np.uint8))
     write_mib(folder / "quad_raw.mib", rng.integers(0, 2, (2, 3, 512, 512)).astype(bool), raw=True)
     for name in (
@@ -240,6 +244,23 @@ def test_lost_frames_in_a_url_are_reported_when_read(site, http):
     with pytest.warns(MIBWarning, match=r"stored frame 3 holds frame number 5, not 4: frames before it were lost"):
         remote = load_mib_data(url, return_mmap=False)
     np.testing.assert_array_equal(remote, load_mib_data(site / "lost.mib", return_mmap=False)[np.r_[0:3, 4:24]])
+
+
+@pytest.mark.parametrize("kind", ["http", "s3"])
+def test_lost_frames_in_a_url_with_its_hdr_are_placed(kind, site, http, s3):
+    """The .hdr states more frames than the URL holds: its frame numbers are read (by bisection)."""
+    base, options = _remote(kind, http, s3)
+    with pytest.warns(MIBWarning, match=r"2 frame\(s\) lost during acquisition \(frame numbers 6-7\)"):
+        (remote,) = file_reader(f"{base}/stated.mib", flip_y=False, storage_options=options)
+    (local,) = quietly_read(site / "stated.mib")
+    np.testing.assert_array_equal(remote["data"], local["data"])
+    assert remote["data"].shape[:2] == (4, 6) and not remote["data"][0, 5:7].any()
+
+
+def quietly_read(path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MIBWarning)
+        return file_reader(path, flip_y=False)
 
 
 def test_load_gives_what_hs_load_gives(site, http):
