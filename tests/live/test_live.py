@@ -275,6 +275,23 @@ def test_lost_frames_are_reported(scan, tmp_path, record_path):
     np.testing.assert_array_equal(back, expected)
 
 
+def test_a_corrupt_frame_number_is_an_error_not_a_billion_lost_frames(scan, tmp_path):
+    from rsciio_mib_plugin.format.mpx import mpx_message
+
+    frame = 384 + 2 * 256 * 256
+    body = scan.read_bytes()
+    frames = [body[i * frame : (i + 1) * frame] for i in range(8)]
+    head = frames[3][:384].replace(b"MQ1,000004,", b"MQ1,1000000001,", 1)
+    frames[3] = head.rstrip(b"\x00").ljust(384, b"\x00") + frames[3][384:]  # the same header length
+    stream_bytes = b"".join(mpx_message(f) for f in frames)
+    with raw_server(stream_bytes) as port:
+        with pytest.raises(
+            MIBFormatError, match=r"frame 3 .*frame number 1000000001 jumps 999999997 past 3: a corrupt"
+        ):
+            record(tmp_path / "c.mib", data_port=port, timeout=5, frames=8)
+    np.testing.assert_array_equal(decoded(tmp_path / "c.mib"), decoded(scan)[:3])
+
+
 def test_nothing_arriving_is_a_timeout_naming_host_and_port(scan, tmp_path, capsys):
     with serve(scan, folder=tmp_path) as (control, data, _):  # nobody starts an acquisition
         began = time.monotonic()
