@@ -185,7 +185,9 @@ def _open_files(paths: list, hdr: dict | None, hdr_path) -> Acquisition:
     for i, (src, head, _, count, tail, _, _) in enumerate(files):
         if i and head.sequence != files[i - 1][6] + 1:
             gaps.append({"file": src.name, "first_frame_number": head.sequence, "expected": files[i - 1][6] + 1})
-        segments.append(Segment(src.path, first, count, src.base, src.prefix))
+        # Absolute: a lazy array is computed later, maybe after the working folder changed.
+        where_ = os.path.abspath(src.path) if isinstance(src.path, str) else src.path
+        segments.append(Segment(where_, first, count, src.base, src.prefix))
         first += count
         if tail:
             what = "a cut-off MPX message" if src.prefix else "an incomplete frame"

@@ -239,3 +239,11 @@ def test_flip_is_done_while_reading(scan, chunks):
     (d,) = file_reader(path)
     np.testing.assert_array_equal(d["data"], data[..., ::-1, :])
     assert d["data"].flags.c_contiguous
+
+
+def test_lazy_arrays_compute_after_the_working_folder_changes(make_mib, tmp_path, monkeypatch):
+    path, data = make_mib(frame=(16, 256))
+    monkeypatch.chdir(path.parent)
+    lazy = load_mib_data(path.name, lazy=True, return_mmap=False)  # a relative path
+    monkeypatch.chdir(tmp_path.parent)
+    np.testing.assert_array_equal(lazy.compute(), data.reshape(-1, 16, 256))
