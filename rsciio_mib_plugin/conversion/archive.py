@@ -136,6 +136,14 @@ def convert(
             counter = "" if plan.counter is None else f"_counter{plan.counter}"
             target = output_dir / f"{Path(path).stem}{counter}.{format}"
             jobs.append(Job(plan, read_plan.reader(i), signal, target, codec, chunks))
+    targets: dict[Path, str] = {}
+    for job in jobs:  # a/scan.mib and b/scan.mib would both be scan.zspy: refused before any work
+        if job.target in targets:
+            raise ValueError(
+                f"{targets[job.target]} and {job.reader.name} would both be written to {job.target}; "
+                "convert them into different output folders"
+            )
+        targets[job.target] = job.reader.name
     existing = [str(job.target) for job in jobs if job.target.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"not overwriting {', '.join(existing)} (use overwrite=True, or --overwrite)")

@@ -380,3 +380,13 @@ def test_grouped_sums_never_overflow(dtype, top, shape):
     group = np.iinfo(dtype).max // int(a.max())
     for axis in (0, 1):
         np.testing.assert_array_equal(_grouped_sum(a, axis, group, np.uint64), a.sum(axis=axis, dtype=np.uint64))
+
+
+def test_two_inputs_of_one_name_are_refused_before_any_work(make_mib, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a, _ = make_mib(name="a/scan.mib")
+    b, _ = make_mib(name="b/scan.mib", seed=1)
+    with pytest.raises(ValueError, match=r"a/scan.mib and .*b/scan.mib would both be written to .*scan.zspy"):
+        convert([a, b], tmp_path / "out", overwrite=True)
+    assert not (tmp_path / "out").exists()
