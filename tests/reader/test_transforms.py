@@ -279,3 +279,17 @@ def test_bin_sum_matches_reshape_sum_in_groups(b, n):
     out = np.empty((n, 12, 8), np.uint32)
     expected = frames.reshape(n, 12, b, 8, b).sum(axis=(2, 4), dtype=np.uint32)
     np.testing.assert_array_equal(bin_sum(frames, b, out), expected)
+
+
+def test_negative_sync_offset_with_chunks_that_split_frames(tmp_path):
+    """Blank frames before the first (a negative sync_offset) are zeros in row-split lazy chunks too
+    (they were read from offset -1: OSError EINVAL; issue 23, item 11)."""
+    data = RNG.integers(1, 4096, size=(3, 4, 16, 256), dtype=np.uint16)
+    path = write_mib(tmp_path / "s.mib", data)
+    eager = load_mib_data(path, return_mmap=False, navigation_shape=(4, 3), sync_offset=-2)
+    lazy = load_mib_data(
+        path, lazy=True, return_mmap=False, navigation_shape=(4, 3), sync_offset=-2, chunks=(1, 4, 8, 256)
+    )
+    np.testing.assert_array_equal(lazy.compute(), eager)
+    assert not eager.reshape(12, 16, 256)[:2].any()
+    np.testing.assert_array_equal(eager.reshape(12, 16, 256)[2:], data.reshape(12, 16, 256)[:10])
