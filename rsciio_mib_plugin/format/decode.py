@@ -36,13 +36,14 @@ def decode_frames(
     """
     n = payload.shape[0]
     stored_gap = geometry.stored_gap
+    as_stored = gap is None or gap == stored_gap == 0  # an explicit gap is zero-filled, even the stored one
     if gap is None:
         gap = stored_gap
     if out is None:
         out = np.empty((n,) + (geometry.shape if gap == stored_gap else (512 + gap,) * 2), dtype=geometry.dtype)
     if not geometry.raw:
         pixels = payload.view(geometry.file_dtype).reshape((n,) + geometry.shape)
-        if gap == stored_gap:
+        if as_stored:
             _convert(pixels, out)
         else:
             respace_chips(pixels, stored_gap, gap, out)

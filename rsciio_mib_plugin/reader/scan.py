@@ -311,6 +311,11 @@ def plan_scan(
         raise TypeError(f"`sync_offset` must be an integer, not {sync_offset!r}")
     if sync_offset >= stop - start:
         raise ValueError(f"`sync_offset`={sync_offset} skips every one of the {stop - start} frames selected")
+    if -sync_offset >= stop - start:  # checked on Python ints: no overflow, no allocation
+        raise ValueError(
+            f"`sync_offset`={sync_offset} puts {-sync_offset} blank frames before the first, as many or more than "
+            f"the {stop - start} frames selected"
+        )
     skip, blank = max(0, int(sync_offset)), max(0, -int(sync_offset))
     start += skip - blank  # frame numbers below start + blank are blank frames
     user = check_navigation_shape(navigation_shape)

@@ -40,8 +40,13 @@ class Transform:
 
     @property
     def plain(self) -> bool:
-        """No chip gap to place and nothing to bin: frames are decoded (and oriented) straight into the output."""
-        return self.quad_gap in (None, self.stored_gap) and self.bin_signal == 1 and self.bin_navigation == 1
+        """No chip gap to place and nothing to bin: frames are decoded (and oriented) straight into the output.
+
+        A ``quad_gap`` equal to a ``2x2G`` file's stored gap is not plain: the gap is zero-filled as
+        for every other ``quad_gap`` (the stored gap may hold counts the Merlin software spread there).
+        """
+        gap_as_stored = self.quad_gap is None or self.quad_gap == self.stored_gap == 0
+        return gap_as_stored and self.bin_signal == 1 and self.bin_navigation == 1
 
     def frame_shape(self, geometry: Geometry) -> tuple[int, int]:
         rows, cols = self.gapped_shape(geometry)
@@ -76,7 +81,7 @@ class Transform:
     def signal(self, frames: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Gap, then bin ``(n, rows, cols)`` decoded frames, into ``out`` (new memory, or
         ``frames`` itself when there is nothing to do and no ``out``)."""
-        if self.quad_gap is not None and self.quad_gap != self.stored_gap:
+        if self.quad_gap is not None and (self.quad_gap or self.stored_gap):  # placed, the gap zero-filled
             frames = respace_chips(frames, self.stored_gap, self.quad_gap, out if self.bin_signal == 1 else None)
         if self.bin_signal == 1:
             if out is not None and frames is not out:

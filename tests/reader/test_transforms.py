@@ -293,3 +293,24 @@ def test_negative_sync_offset_with_chunks_that_split_frames(tmp_path):
     np.testing.assert_array_equal(lazy.compute(), eager)
     assert not eager.reshape(12, 16, 256)[:2].any()
     np.testing.assert_array_equal(eager.reshape(12, 16, 256)[2:], data.reshape(12, 16, 256)[:10])
+
+
+def test_quad_gap_equal_to_the_stored_gap_zero_fills_it_too(tmp_path):
+    """quad_gap=2 on a 2x2G file: the 2 stored gap rows and columns are zeros, as every other value
+    of quad_gap makes them (the Merlin software may have spread counts there; issue 23, item 13)."""
+    frames = RNG.integers(1, 60, size=(3, 514, 514), dtype=np.uint8)  # counts in the gap too
+    path = write_mib(tmp_path / "g.mib", frames, counter_depth=6)
+    for lazy in (False, True):
+        out = load_mib_data(path, return_mmap=False, quad_gap=2, lazy=lazy)
+        out = np.asarray(out.compute() if lazy else out)
+        assert not out[:, 256:258, :].any() and not out[:, :, 256:258].any()
+        np.testing.assert_array_equal(out[:, :256, :256], frames[:, :256, :256])
+        np.testing.assert_array_equal(out[:, 258:, 258:], frames[:, 258:, 258:])
+    np.testing.assert_array_equal(load_mib_data(path, return_mmap=False), frames)  # without quad_gap: as stored
+
+
+@pytest.mark.parametrize("offset", [-5, -100_000, -(10**12), -(10**20), 10**20])
+def test_sync_offset_out_of_range_is_refused_naming_it(tmp_path, offset):
+    path = write_mib(tmp_path / "s.mib", RNG.integers(0, 4096, size=(5, 16, 256), dtype=np.uint16))
+    with pytest.raises(ValueError, match="`sync_offset`"):
+        load_mib_data(path, return_mmap=False, sync_offset=offset)
