@@ -37,6 +37,20 @@ from .control import CONTROL_PORT, DATA_PORT, connect, recv_exact, start_acquisi
 RECEIVE_BUFFER = 8 << 20
 
 
+def check_arguments(frames, timeout, block_frames=None) -> None:
+    """The arguments of record, stream and follow, checked before anything is connected or written
+    (issue 23: ``frames=-1`` recorded nothing and reported success; ``timeout=None`` failed late)."""
+    for name, value in (("frames", frames), ("block_frames", block_frames)):
+        if value is None:
+            continue
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"`{name}` must be a positive whole number of frames or None, not {value!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float, np.floating, np.integer)):
+        raise TypeError(f"`timeout` must be a number of seconds, not {timeout!r}")
+    if not 0 < timeout < float("inf"):
+        raise ValueError(f"`timeout` must be a positive, finite number of seconds, not {timeout!r}")
+
+
 #: More frames lost in one run than this is a corrupt frame number (a jump to 1,000,000,001 would
 #: otherwise list 10**9 lost numbers): 10 minutes at the detector's fastest 1,700 frames/s is 1,020,000.
 MAX_LOST_RUN = 1_000_000
@@ -298,6 +312,7 @@ def stream(
         order and file row order, decoded as :func:`load_mib_data` decodes a
         file (RAW included).
     """
+    check_arguments(frames, timeout, block_frames)
     acquisition = Acquisition(host, data_port, timeout, frames, block_frames)
     try:
         if start:

@@ -19,7 +19,7 @@ from ..format.header_check import check_headers
 from ..reader.frames import BLOCK_BYTES
 from ..reader.side_file import find_hdr, read_hdr
 from ..sources.source import Segment, check_path, open_fd, pread, read_exact
-from .acquisition import Sequence, runs
+from .acquisition import Sequence, check_arguments, runs
 
 
 def follow(
@@ -51,6 +51,7 @@ def follow(
         As :func:`stream`: the acquisition index of the block's first frame
         and ``(n, rows, cols)`` frames, decoded as :func:`load_mib_data` does.
     """
+    check_arguments(frames, timeout, block_frames)
     path = Path(path)
     name = str(path)
     deadline = time.monotonic() + timeout

@@ -19,7 +19,7 @@ from ..errors import MIBWarning
 from ..format.mpx import PREFIX
 from ..reader.side_file import find_hdr
 from ..sources.atomic import create_new, replacing
-from .acquisition import Acquisition
+from .acquisition import Acquisition, check_arguments
 from .control import CONTROL_PORT, DATA_PORT, start_acquisition
 
 #: Frames are moved socket -> pipe -> file by ``splice`` where the system has it (Linux).
@@ -87,6 +87,7 @@ def record(
     MIBFormatError
         The stream is not Merlin data (names the byte offset in the stream).
     """
+    check_arguments(frames, timeout)
     path = Path(filename)
     hdr_path = path.with_suffix(".hdr")
     if transfer not in ("auto", "splice", "copy"):

@@ -519,3 +519,26 @@ def test_follow_places_frames_by_their_numbers(tmp_path):
     indices = np.concatenate([np.arange(i, i + len(b)) for i, b in blocks])
     np.testing.assert_array_equal(indices, [0, 1, 2, 5, 6, 7])
     np.testing.assert_array_equal(np.concatenate([b for _, b in blocks]), data.reshape(6, 256, 256))
+
+
+@pytest.mark.parametrize(
+    "keywords, message",
+    [
+        ({"frames": -1}, "`frames` must be a positive"),
+        ({"frames": 2.5}, "`frames` must be a positive"),
+        ({"timeout": None}, "`timeout` must be a number"),
+        ({"timeout": float("inf")}, "`timeout` must be a positive, finite"),
+        ({"timeout": 0}, "`timeout` must be a positive, finite"),
+    ],
+)
+def test_live_arguments_are_checked_before_anything_is_written(tmp_path, keywords, message):
+    """Nothing listens on the port: a bad argument is refused first, and no file is left to block a retry."""
+    with pytest.raises((ValueError, TypeError), match=message):
+        record(tmp_path / "r.mib", data_port=1, **keywords)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises((ValueError, TypeError), match=message):
+        next(stream(data_port=1, **keywords))
+    with pytest.raises((ValueError, TypeError), match=message):
+        next(follow(tmp_path / "r.mib", **keywords))
+    with pytest.raises(ValueError, match="`block_frames` must be a positive"):
+        next(stream(data_port=1, block_frames=-1))
