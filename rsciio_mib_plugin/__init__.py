@@ -6,6 +6,8 @@ when a function is first used, so the startup hook can import it.
 
 __version__ = "0.1.0"
 
+from ._lazy import lazy_names
+
 _EXPORTS = {
     "file_reader": "._api",
     "load": "._api",
@@ -32,15 +34,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
-def __getattr__(name):
-    if name in _EXPORTS:
-        from importlib import import_module  # here, not at import: the startup hook imports this package
-
-        value = getattr(import_module(_EXPORTS[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _EXPORTS)

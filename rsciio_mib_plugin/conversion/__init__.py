@@ -1,5 +1,7 @@
 """Conversion of acquisitions into compressed archives (zspy, hspy) with summaries, in one pass."""
 
+from .._lazy import lazy_names
+
 _EXPORTS = {
     "convert": ".archive",
 }
@@ -7,15 +9,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
-    if name in _EXPORTS:
-        from importlib import import_module
-
-        value = getattr(import_module(_EXPORTS[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _EXPORTS)
