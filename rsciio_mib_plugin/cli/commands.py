@@ -52,12 +52,11 @@ def preview(path, output, navigation_shape=None, progress: bool = False, storage
 
 
 def view(args) -> int:
-    from ..sources.source import is_url
+    from ..sources.source import file_stem, is_url
 
     (path,) = inputs([args.file])
-    output = args.output or Path(path).with_name(Path(path).stem + "_preview.png")
-    if is_url(path) and not args.output:
-        output = Path(Path(path).stem + "_preview.png")  # beside a URL: here
+    name = file_stem(path) + "_preview.png"
+    output = args.output or (Path(name) if is_url(path) else Path(path).with_name(name))  # beside a URL: here
     print(clean(preview(path, output, args.navigation_shape, args.progress, args.storage_options)))
     return 0
 

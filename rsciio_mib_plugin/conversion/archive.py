@@ -26,7 +26,7 @@ from ..reader.load import ReadPlan, Shaping, load_datasets
 from ..reader.preview import plot_preview
 from ..reader.scan import ScanPlan
 from ..sources.atomic import replacing
-from ..sources.source import check_path, is_url
+from ..sources.source import check_path, file_stem, is_url
 from .blocks import BlockPlan
 from .one_pass import read_block, run_pass
 from .stores import CHUNK_BYTES, Codec, archive_chunks, open_dataset, stored_bytes, write_signal
@@ -134,7 +134,7 @@ def convert(
         datasets, read_plan = _open(path, dict(options))
         for i, (signal, plan) in enumerate(zip(read_plan.signal_dicts(datasets), read_plan.plans)):
             counter = "" if plan.counter is None else f"_counter{plan.counter}"
-            target = output_dir / f"{Path(path).stem}{counter}.{format}"
+            target = output_dir / f"{file_stem(path)}{counter}.{format}"
             jobs.append(Job(plan, read_plan.reader(i), signal, target, codec, chunks))
     targets: dict[Path, str] = {}
     for job in jobs:  # a/scan.mib and b/scan.mib would both be scan.zspy: refused before any work

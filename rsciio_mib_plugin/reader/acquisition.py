@@ -17,7 +17,6 @@ from ..format.geometry import Geometry, count_frames, frame_geometry
 from ..format.hdr_file import (
     COUNTER_DEPTH,
     FRAMES_IN_ACQUISITION,
-    MAX_HDR_BYTES,
     check_numbers,
     hdr_int,
     parse_hdr_text,
@@ -148,15 +147,8 @@ def _open_remote(path, series: bool, storage_options: dict | None) -> Acquisitio
     hdr = hdr_path = None
     if isinstance(source.path, Remote):
         hdr_url = source.path.sibling(".hdr")
-        try:
-            text = hdr_url.fetch(0, MAX_HDR_BYTES + 1)
-        except FileNotFoundError:
-            text = None
-        if text is not None:
-            hdr = parse_hdr_text(text[:MAX_HDR_BYTES].decode("latin-1")) or None
-            if hdr:
-                check_numbers(hdr, hdr_url.url)
-                hdr_path = hdr_url.url
+        hdr = read_hdr(hdr_url)
+        hdr_path = str(hdr_url) if hdr else None
     elif os.path.isfile(source.name):  # a file object opened from a local path: its .hdr beside it
         hdr_path = find_hdr_of_any([source.name])
         hdr = read_hdr(hdr_path) if hdr_path else None

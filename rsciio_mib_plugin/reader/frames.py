@@ -29,7 +29,7 @@ from ..format.decode import decode_frames
 from ..format.frame_header import frame_numbers
 from ..format.geometry import Geometry
 from ..format.header_check import check_headers
-from ..sources.source import Segment, Source, open_reader
+from ..sources.source import FileObject, Remote, Segment, Source, open_reader
 from .scan import ScanPlan
 from .transforms import Transform, grouped_frames
 
@@ -536,8 +536,8 @@ _chunk_memory = _ChunkMemory()
 def read_chunk(reader: FrameReader, plan: ScanPlan, slices: tuple[slice, ...]) -> np.ndarray:
     """Read one chunk of a lazy array: the frames under its navigation slices, then its signal slice.
 
-    Processed frames are read only for the chunk's rows; RAW frames are
-    decoded whole (their rows are not separate in the file). Flipped, the
+    Processed frames in files are read only for the chunk's rows; RAW frames
+    (their rows are not separate in the file) and frames at URLs are read whole. Flipped, the
     slices are in the flipped frame, and rows are reversed while copied.
     """
     geometry, flip = reader.geometry, reader.transform.flip
@@ -549,7 +549,10 @@ def read_chunk(reader: FrameReader, plan: ScanPlan, slices: tuple[slice, ...]) -
     frames = plan.frame_numbers(nav_slices or None)
     nav_shape = tuple(s.stop - s.start for s in nav_slices)
     whole_rows, whole_cols = rows == slice(0, geometry.shape[0]), cols == slice(0, geometry.shape[1])
-    if whole_rows or geometry.raw:
+    # A URL's frames are read whole, headers included: a server answering another range than the
+    # one asked for is then caught by the frame numbers (rows alone would be garbage unnoticed).
+    remote = any(isinstance(s.path, (Remote, FileObject)) for s in reader.segments)
+    if whole_rows or geometry.raw or remote:
         out = _chunk_memory.empty((frames.size,) + geometry.shape, geometry.dtype)
         reader.read(frames, out)
         if flip:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import MIBFormatError
 from ..sources.atomic import refuse_existing, replacing
-from ..sources.source import Remote, is_url
+from ..sources.source import Remote, is_url, public_url
 
 FORMAT = "rsciio_mib_plugin reference 1"
 
@@ -102,8 +102,11 @@ def references(
 
 
 def _target(path) -> str:
-    """Where a reference points: the URL, or the local file's absolute path."""
-    return str(path) if isinstance(path, Remote) or is_url(str(path)) else os.path.abspath(path)
+    """Where a reference points: the URL without its query (never a signature), or the local
+    file's absolute path."""
+    if isinstance(path, Remote) or is_url(str(path)):
+        return public_url(str(path))
+    return os.path.abspath(path)
 
 
 def _jsonable(value):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
 from ..errors import MIBWarning
 from ..format.hdr_file import MAX_HDR_BYTES, check_numbers, parse_hdr_text
+from ..sources.source import Remote
 
 
 def find_hdr(mib_path) -> Path | None:
@@ -40,40 +40,36 @@ def find_hdr_of_any(mib_paths: list) -> Path | None:
     return None
 
 
-def read_hdr(path: str | os.PathLike) -> dict[str, str] | None:
-    """Read a ``.hdr`` side file; on any problem warn once and return ``None``.
+def read_hdr(path) -> dict[str, str] | None:
+    """Read a ``.hdr`` side file (a local path or a :class:`.Remote`); on any problem warn once
+    and return ``None``. A missing remote one (404, or 401/403/410 as S3 and CDNs answer) is
+    ``None`` without a warning.
 
     The file is decoded as Latin-1 (older keys contain ``µ``, §9.1) and read
     with a size cap, so a huge or binary file cannot exhaust memory.
     """
     try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_HDR_BYTES + 1)
+        if isinstance(path, Remote):
+            raw = path.fetch(0, MAX_HDR_BYTES + 1)
+        else:
+            with open(path, "rb") as f:
+                raw = f.read(MAX_HDR_BYTES + 1)
     except OSError as err:
-        warnings.warn(
-            f"{path}: cannot read the .hdr side file ({err}); using the frame headers only", MIBWarning, stacklevel=3
-        )
-        return None
+        if isinstance(path, Remote) and isinstance(err, FileNotFoundError):
+            return None
+        return _unused(path, f"cannot read the .hdr side file ({str(err).removeprefix(f'{path}: ')})")
     if len(raw) > MAX_HDR_BYTES:
-        warnings.warn(
-            f"{path}: the .hdr side file is larger than {MAX_HDR_BYTES} bytes, so it is "
-            "not a Merlin acquisition header; using the frame headers only",
-            MIBWarning,
-            stacklevel=3,
+        return _unused(
+            path, f"the .hdr side file is larger than {MAX_HDR_BYTES} bytes, so it is not a Merlin acquisition header"
         )
-        return None
     if b"\x00" in raw.rstrip(b"\x00 "):
-        warnings.warn(
-            f"{path}: the .hdr side file contains binary data; using the frame headers only", MIBWarning, stacklevel=3
-        )
-        return None
+        return _unused(path, "the .hdr side file contains binary data")
     parsed = parse_hdr_text(raw.decode("latin-1"))
     if not parsed:
-        warnings.warn(
-            f"{path}: the .hdr side file has no 'Key:<TAB>Value' lines; using the frame headers only",
-            MIBWarning,
-            stacklevel=3,
-        )
-        return None
-    check_numbers(parsed, path)
+        return _unused(path, "the .hdr side file has no 'Key:<TAB>Value' lines")
+    check_numbers(parsed, str(path))
     return parsed
+
+
+def _unused(path, why: str) -> None:
+    warnings.warn(f"{path}: {why}; using the frame headers only", MIBWarning, stacklevel=4)

@@ -18,8 +18,12 @@ import re
 import stat
 import threading
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import MIBFormatError, where
+from . import http
+from .http import MISSING
 
 _O_BINARY = getattr(os, "O_BINARY", 0)
 #: ``scheme://`` of a URL (a Windows drive letter ``C:\\`` is not one).
@@ -68,9 +72,13 @@ class Remote:
     """A file named by an fsspec URL (``s3://``, ``https://``, ``memory://`` ...), read by byte ranges.
 
     Picklable as its URL and ``storage_options`` (never an open connection),
-    so lazy chunks run on ``dask.distributed`` workers; ``repr`` shows the
-    URL only (the options may hold credentials). The first 64 KiB are
-    fetched once and kept: opening a file reads its first header from them.
+    so lazy chunks run on ``dask.distributed`` workers; ``str`` and ``repr``
+    show the URL without its query and user information (a presigned URL's
+    signature, a password), which is also what metadata and messages record.
+    The first 64 KiB are fetched once and kept: opening a file reads its
+    first header from them. Connections and reads time out after
+    :data:`.http.CONNECT_SECONDS` and :data:`.http.READ_SECONDS` unless the
+    ``storage_options`` set their own.
     """
 
     remote = True
@@ -78,33 +86,42 @@ class Remote:
 
     def __init__(self, url: str, storage_options: dict | None = None):
         self.url = url
+        self.name = public_url(url)
         self.storage_options = dict(storage_options or {})
         self._fs = self._path = self._head = self._size = None
 
     def __repr__(self) -> str:
-        return f"Remote({self.url!r})"
+        return f"Remote({self.name!r})"
 
     def __str__(self) -> str:
-        return self.url
+        return self.name
 
     def __reduce__(self):
         return Remote, (self.url, self.storage_options)
+
+    @property
+    def _http(self) -> bool:
+        return self.url.split("://", 1)[0].lower() in ("http", "https")
 
     def _filesystem(self):
         if self._fs is None:
             try:
                 import fsspec
             except ImportError as err:
-                raise ImportError(f"reading {self.url} needs fsspec: pip install 'rsciio-mib-plugin[remote]'") from err
+                raise ImportError(f"reading {self.name} needs fsspec: pip install 'rsciio-mib-plugin[remote]'") from err
+            options = http.with_timeouts(self.url.split("://", 1)[0].lower(), self.storage_options)
             try:
-                self._fs, self._path = fsspec.core.url_to_fs(self.url, **self.storage_options)
+                self._fs, self._path = fsspec.core.url_to_fs(self.url, **options)
             except ImportError as err:
                 raise ImportError(
-                    f"reading {self.url} needs {err.name or 'a package fsspec names'}: "
+                    f"reading {self.name} needs {err.name or 'a package fsspec names'}: "
                     "pip install 'rsciio-mib-plugin[remote]'",
                     name=err.name,
                 ) from None
         return self._fs, self._path
+
+    def _missing(self) -> FileNotFoundError:
+        return FileNotFoundError(f"`path`: no such file: {self.name!r}")
 
     def size(self) -> int:
         """Bytes in the object (one metadata request, kept)."""
@@ -112,30 +129,57 @@ class Remote:
             fs, path = self._filesystem()
             try:
                 info = fs.info(path)
-            except FileNotFoundError:
-                raise FileNotFoundError(f"`path`: no such file: {self.url!r}") from None
+            except (FileNotFoundError, PermissionError) as err:  # S3 answers 403 for a missing key
+                cause = err.__cause__  # fsspec's HTTP info calls every failure "not found"
+                if cause is None or isinstance(cause, FileNotFoundError) or getattr(cause, "status", None) in MISSING:
+                    raise self._missing() from None
+                raise OSError(f"{self.name}: cannot read it: {type(cause).__name__}: {cause}") from err
             except Exception as err:
-                raise OSError(f"{self.url}: cannot read it: {type(err).__name__}: {err}") from err
+                raise OSError(f"{self.name}: cannot read it: {type(err).__name__}: {err}") from err
             if info.get("type") == "directory":
-                raise IsADirectoryError(f"`path`: {self.url!r} is a directory, not a .mib file")
+                raise IsADirectoryError(f"`path`: {self.name!r} is a directory, not a .mib file")
             self._size = int(info["size"])
         return self._size
 
     def fetch(self, start: int, end: int) -> bytes:
         """Bytes ``start`` to ``end`` (fewer at the end of the object); errors name the URL and range."""
+        return self.fetch_many([start], end - start)[0]
+
+    def fetch_many(self, starts: list[int], length: int) -> list[bytes]:
+        """``length`` bytes (fewer at the end) from each of ``starts``, requested concurrently."""
+        if not starts:
+            return []
         fs, path = self._filesystem()
+        ends = [s + length for s in starts]
         try:
-            data = fs.cat_file(path, start=start, end=end)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"`path`: no such file: {self.url!r}") from None
+            if self._http:
+                from fsspec.asyn import sync
+
+                async def all_ranges():
+                    import asyncio
+
+                    return await asyncio.gather(
+                        *(http.get_range(fs, path, s, e, self.name) for s, e in zip(starts, ends))
+                    )
+
+                return sync(fs.loop, all_ranges)
+            parts = fs.cat_ranges([path] * len(starts), starts, ends, on_error="raise")
+        except (FileNotFoundError, PermissionError):
+            raise self._missing() from None
+        except http.RangeError:
+            raise
         except Exception as err:
-            raise OSError(f"{self.url}: reading bytes {start}-{end - 1} failed: {type(err).__name__}: {err}") from err
-        return self._checked(data, start, end)
+            raise self._failed(starts, ends, err) from err
+        return [self._checked(p, s, e) for p, s, e in zip(parts, starts, ends)]
+
+    def _failed(self, starts, ends, err) -> OSError:
+        what = f"bytes {starts[0]}-{ends[0] - 1}" if len(starts) == 1 else f"{len(starts)} ranges"
+        return OSError(f"{self.name}: reading {what} failed: {type(err).__name__}: {err}")
 
     def _checked(self, data: bytes, start: int, end: int) -> bytes:
         if len(data) > end - start:
             raise OSError(
-                f"{self.url}: asked for bytes {start}-{end - 1} ({end - start} bytes) and got {len(data)}: "
+                f"{self.name}: asked for bytes {start}-{end - 1} ({end - start} bytes) and got {len(data)}: "
                 "the server ignores Range requests; nothing from this answer is used"
             )
         return data
@@ -148,17 +192,8 @@ class Remote:
         return self.fetch(offset, offset + length)
 
     def pread_many(self, offsets, length: int) -> list[bytes]:
-        """Many ranges in one concurrent batch (``cat_ranges``)."""
-        offsets = [int(o) for o in offsets]
-        if not offsets:
-            return []
-        fs, path = self._filesystem()
-        ends = [o + length for o in offsets]
-        try:
-            parts = fs.cat_ranges([path] * len(offsets), offsets, ends, on_error="raise")
-        except Exception as err:
-            raise OSError(f"{self.url}: reading {len(offsets)} ranges failed: {type(err).__name__}: {err}") from err
-        return [self._checked(p, s, e) for p, s, e in zip(parts, offsets, ends)]
+        """Many ranges in one concurrent batch."""
+        return self.fetch_many([int(o) for o in offsets], length)
 
     def read_into(self, offset: int, buffer, name: str, frame: int | None = None) -> None:
         view = memoryview(buffer).cast("B")
@@ -178,6 +213,16 @@ class Remote:
 
     def close(self) -> None:
         pass
+
+
+def public_url(url: str) -> str:
+    """``url`` without its query, fragment and user information: what may be shown and recorded.
+
+    A presigned URL's query is its signature, a password may sit before the host.
+    """
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 class FileObject:
@@ -207,12 +252,14 @@ class FileObject:
 
     def size(self) -> int:
         with self._lock:
-            return self.file.seek(0, os.SEEK_END)
+            self.file.seek(0, os.SEEK_END)  # its return value is not to be relied on (some return None)
+            return self.file.tell()
 
     def pread(self, offset: int, length: int) -> bytes:
+        buffer = bytearray(length)
         with self._lock:
-            self.file.seek(offset)
-            return self.file.read(length) or b""
+            got = self._fill(offset, memoryview(buffer))
+        return bytes(buffer[:got])
 
     def pread_many(self, offsets, length: int) -> list[bytes]:
         return [self.pread(int(o), length) for o in offsets]
@@ -220,21 +267,29 @@ class FileObject:
     def read_into(self, offset: int, buffer, name: str, frame: int | None = None) -> None:
         view = memoryview(buffer).cast("B")
         with self._lock:
-            self.file.seek(offset)
-            done = 0
-            while done < view.nbytes:
-                if hasattr(self.file, "readinto"):
-                    got = self.file.readinto(view[done:])
-                else:
-                    chunk = self.file.read(view.nbytes - done)
-                    got = len(chunk or b"")
-                    view[done : done + got] = chunk or b""
-                if not got:
-                    raise MIBFormatError(
-                        f"{where(name, frame, offset)}: file shortened while reading: expected {view.nbytes} "
-                        f"bytes, the file ends after {done}"
-                    )
-                done += got
+            got = self._fill(offset, view)
+        if got < view.nbytes:
+            raise MIBFormatError(
+                f"{where(name, frame, offset)}: file shortened while reading: expected {view.nbytes} "
+                f"bytes, the file ends after {got}"
+            )
+
+    def _fill(self, offset: int, view: memoryview) -> int:
+        """Fill ``view`` from ``offset``; the bytes read (fewer only at the end of the file).
+        ``read``/``readinto`` may legally return fewer bytes than asked for: read again."""
+        self.file.seek(offset)
+        done = 0
+        while done < view.nbytes:
+            if hasattr(self.file, "readinto"):
+                got = self.file.readinto(view[done:])
+            else:
+                chunk = self.file.read(view.nbytes - done)
+                got = len(chunk or b"")
+                view[done : done + got] = chunk or b""
+            if not got:
+                break
+            done += got
+        return done
 
     def close(self) -> None:
         pass
@@ -296,6 +351,16 @@ class Segment:
 def is_url(path) -> bool:
     """True for ``scheme://...`` text (``file://`` included)."""
     return isinstance(path, str) and bool(_URL.match(path))
+
+
+def file_stem(path) -> str:
+    """The name of a path or URL without folder and extension: what outputs are named after.
+
+    From a URL's path only, never its query (a presigned URL's signature may hold ``/``).
+    """
+    if isinstance(path, Remote) or is_url(path):
+        path = public_url(str(path) if isinstance(path, Remote) else path).rsplit("/", 1)[-1]
+    return Path(os.fspath(path)).stem
 
 
 def is_reference(path) -> bool:

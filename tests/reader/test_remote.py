@@ -290,3 +290,129 @@ def test_command_line_takes_urls(site, s3, tmp_path, capsys):
     np.testing.assert_array_equal(hs.load(tmp_path / "out" / "scan.zspy").data, hs.load(site / "scan.mib").data)
     assert main(["info", f"{base}/nothing.mib", *opts]) == 1
     assert f"no such file: '{base}/nothing.mib'" in capsys.readouterr().err
+
+
+# --- hostile servers (issue 23, items 14-17 and 20) ---------------------------------------------
+
+
+def test_a_403_for_a_missing_hdr_is_a_missing_hdr(site, tmp_path):
+    """S3 and CDNs answer 403 for a key that is not there: the .mib still loads, quietly."""
+    with run_server([SERVERS / "range_http.py", site, "--missing-status", "403"], tmp_path) as (port, _):
+        base = f"http://127.0.0.1:{port}"
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            np.testing.assert_array_equal(
+                load_mib_data(f"{base}/lost.mib", last_frame=3, return_mmap=False),
+                load_mib_data(site / "lost.mib", return_mmap=False)[:3],
+            )
+        assert not [str(w.message) for w in seen if ".hdr" in str(w.message)]
+        assert MIBProperties.from_path(f"{base}/lost.mib").hdr_path is None  # lost.mib has none
+        with pytest.raises(FileNotFoundError, match=f"no such file: '{base}/missing.mib'"):
+            load_mib_data(f"{base}/missing.mib")
+
+
+def test_a_huge_answer_for_the_hdr_is_not_read(site, tmp_path):
+    """The .hdr request is answered with 2.5 GB: the answer is dropped after at most 1 MiB."""
+    with run_server([SERVERS / "range_http.py", site, "--endless", "scan.hdr"], tmp_path) as (port, log):
+        url = f"http://127.0.0.1:{port}/scan.mib"
+        with pytest.warns(
+            MIBWarning,
+            match=r"scan.hdr: cannot read the .hdr side file \(asked for bytes 0-1048576 \(1048577 bytes\) and got more",
+        ):
+            data = load_mib_data(url, return_mmap=False)
+        assert data.shape == (24, 256, 256)  # from the frame headers only
+        deadline = time.monotonic() + 30
+        while "endless: sent" not in log.read_text():
+            assert time.monotonic() < deadline, "the server still sends"
+            time.sleep(0.05)
+        sent = int(log.read_text().split("endless: sent ")[1].split()[0])
+        assert sent < 64 << 20, sent  # what the socket buffers took before the client hung up
+        print(f"the endless server sent {sent} bytes")
+
+
+def test_a_server_that_never_answers_times_out(site, tmp_path):
+    import aiohttp
+
+    from rsciio_mib_plugin.sources.http import CONNECT_SECONDS, READ_SECONDS, with_timeouts
+
+    default = with_timeouts("https", {})["client_kwargs"]["timeout"]
+    assert (default.sock_connect, default.sock_read) == (CONNECT_SECONDS, READ_SECONDS) == (10, 30)
+    assert with_timeouts("s3", {})["config_kwargs"] == {"connect_timeout": 10, "read_timeout": 30}
+    mine = aiohttp.ClientTimeout(sock_connect=60)
+    assert with_timeouts("http", {"client_kwargs": {"timeout": mine}})["client_kwargs"]["timeout"] is mine
+    with run_server([SERVERS / "range_http.py", site, "--silent"], tmp_path) as (port, _):
+        url = f"http://127.0.0.1:{port}/scan.mib"
+        options = {"client_kwargs": {"timeout": aiohttp.ClientTimeout(sock_connect=1, sock_read=1)}}
+        began = time.monotonic()
+        with pytest.raises(OSError, match=f"{url}: cannot read it"):
+            load_mib_data(url, storage_options=options)
+        assert time.monotonic() - began < 20
+
+
+def test_a_range_answered_late_is_caught(site, tmp_path):
+    """A server answers every range one frame late: with its Content-Range honest, an error; with
+    it lying, the frame headers read with the pixels say so, also for row-split lazy chunks."""
+    frame = (site / "scan.mib").stat().st_size // 24
+    with run_server([SERVERS / "range_http.py", site, "--shift", str(frame)], tmp_path) as (port, _):
+        url = f"http://127.0.0.1:{port}/scan.mib"
+        lazy = load_mib_data(url, lazy=True, return_mmap=False, chunks=(2, 256, 256))
+        with pytest.raises(OSError, match=rf"{url}: asked for bytes (\d+)-\d+ and the server answers bytes (?!\1)"):
+            lazy.compute()
+    with run_server([SERVERS / "range_http.py", site, "--shift", str(frame), "--lie"], tmp_path) as (port, _):
+        url = f"http://127.0.0.1:{port}/scan.mib"
+        lazy = load_mib_data(url, lazy=True, return_mmap=False, chunks=(2, 256, 256))
+        with pytest.warns(MIBWarning, match=r"stored frame 2 holds frame number 4, not 3"):
+            lazy[2:4].compute()
+        rows = load_mib_data(url, lazy=True, return_mmap=False, chunks=(2, 64, 256))
+        with pytest.warns(MIBWarning, match=r"stored frame 2 holds frame number 4, not 3"):
+            rows[2:4, 64:128].compute()
+    with run_server([SERVERS / "range_http.py", site, "--shift", "1000", "--lie"], tmp_path) as (port, _):
+        url = f"http://127.0.0.1:{port}/scan.mib"
+        with pytest.raises(MIBFormatError, match="scan.mib, frame 2"):  # out of step: not a header at all
+            load_mib_data(url, lazy=True, return_mmap=False, chunks=(2, 256, 256))[2:4].compute()
+
+
+def test_a_presigned_urls_query_is_never_recorded(site, http, tmp_path):
+    from rsciio_mib_plugin import convert
+
+    base, _ = http
+    url = f"{base}/scan.mib?X-Amz-Credential=KEY&X-Amz-Signature=s3cr3t/abc"
+    (d,) = file_reader(url, lazy=True)
+    assert "s3cr3t" not in repr(d["metadata"]) + repr(d["original_metadata"])
+    assert d["metadata"]["General"]["original_filename"] == "scan.mib"
+    (report,) = convert(url, tmp_path)
+    assert Path(report["output"]).name == "scan.zspy" and "s3cr3t" not in repr(report)
+    archive = tmp_path / "scan.zspy"
+    assert not any("s3cr3t" in p.read_text(errors="replace") for p in archive.rglob("*") if p.is_file())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.zspy"]
+    assert main(["reference", url, "-o", str(tmp_path / "scan.json")]) == 0
+    assert "s3cr3t" not in (tmp_path / "scan.json").read_text()
+    with pytest.raises(FileNotFoundError) as err:
+        load_mib_data(f"{base}/missing.mib?sig=s3cr3t")
+    assert "s3cr3t" not in str(err.value)
+
+
+class Trickle:
+    """A legal but unhelpful file object: ``read`` returns at most 100 bytes, ``seek`` returns None."""
+
+    def __init__(self, data: bytes):
+        self._file = io.BytesIO(data)
+
+    def seek(self, offset, whence=0):
+        self._file.seek(offset, whence)
+
+    def tell(self):
+        return self._file.tell()
+
+    def read(self, n=-1):
+        return self._file.read(100 if n < 0 else min(n, 100))
+
+
+def test_file_objects_with_short_reads(site):
+    """Issue 23, item 22: short reads are read again, a seek returning None is fine."""
+    expected = load_mib_data(site / "scan.mib", return_mmap=False)
+    np.testing.assert_array_equal(load_mib_data(Trickle((site / "scan.mib").read_bytes()), return_mmap=False), expected)
+    lazy = load_mib_data(Trickle((site / "scan.mib").read_bytes()), lazy=True, return_mmap=False, chunks=(2, 64, 256))
+    np.testing.assert_array_equal(lazy.compute(), expected)
+    with pytest.raises(MIBFormatError, match=r"<Trickle>: 1000 bytes hold no complete frame"):
+        load_mib_data(Trickle((site / "scan.mib").read_bytes()[:1000]), return_mmap=False)
