@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import warnings
 
 import numpy as np
 
-from ..errors import MIBFormatError
+from ..errors import MIBFormatError, MIBWarning
 from ..sources.atomic import refuse_existing, replacing
 from ..sources.source import Remote, is_url, public_url
 
@@ -131,17 +133,142 @@ def write_references(path, output, *, overwrite: bool = False, **kwargs) -> dict
 
 
 def open_references(refs, storage_options: dict | None = None):
-    """The zarr group a reference file (path, URL or the loaded dict) describes."""
+    """The zarr group a reference file (path, URL or the loaded dict) describes, once
+    :func:`check_references` has found it points at frame pixels of ``.mib`` files only."""
     import fsspec
     import zarr
 
+    name = "<references>" if isinstance(refs, dict) else public_url(os.fspath(refs))
     if not isinstance(refs, dict):
         with fsspec.open(os.fspath(refs), "rt", encoding="utf-8") as f:
-            refs = json.load(f)
-    targets = [v[0] for v in refs.get("refs", {}).values() if isinstance(v, list) and v]
-    protocol = fsspec.utils.get_protocol(targets[0]) if targets else "file"
+            try:
+                refs = json.load(f)
+            except ValueError as err:
+                raise MIBFormatError(f"{name}: not a reference file (not JSON: {err})") from None
+    protocol = check_references(refs, name, storage_options, from_url=is_url(name))
     mapper = fsspec.get_mapper("reference://", fo=refs, remote_protocol=protocol, remote_options=storage_options or {})
     return zarr.open_group(mapper, mode="r")
+
+
+#: A chunk key of one frame: its navigation indices, then ``0.0`` for the frame.
+_CHUNK_KEY = re.compile(r"(\d+\.)*0\.0")
+
+
+def check_references(refs, name: str, storage_options: dict | None = None, from_url: bool = False) -> str:
+    """Check that a reference set makes the reader read frame pixels of ``.mib`` files and nothing
+    else; the fsspec protocol of its targets.
+
+    The rule (README, "References"): every chunk is ``[target, offset, length]``,
+    its target a ``.mib`` file (a local absolute path, or a URL; only URLs when
+    the reference itself was read from a URL) whose first frame header is read
+    and checked, and its range exactly the pixels of one frame of that file.
+    Each array is what ``rsciio-mib reference`` writes (stored dtype, one
+    uncompressed chunk per frame), and every position it declares has its frame
+    unless the metadata mark it blank. A reference that could read another file,
+    another host's data or fill gigabytes of zeros is refused before any pixel is read.
+
+    Raises
+    ------
+    MIBFormatError
+        Naming the reference file and the entry that breaks the rule.
+    """
+    from .acquisition import open_acquisition
+
+    if not isinstance(refs, dict) or refs.get("version") != 1 or not isinstance(refs.get("refs"), dict):
+        raise MIBFormatError(f"{name}: not a reference file of rsciio-mib reference (version 1 with 'refs')")
+    specs, attrs, chunks = {}, {}, {}
+    for key, value in refs["refs"].items():
+        head, _, leaf = str(key).rpartition("/")
+        if key == ".zgroup" or (leaf in (".zarray", ".zattrs") and head and "/" not in head):
+            if not isinstance(value, str):
+                raise MIBFormatError(f"{name}: entry {key!r} must be JSON text")
+            try:
+                (specs if leaf == ".zarray" else attrs)[head] = json.loads(value)
+            except ValueError as err:
+                raise MIBFormatError(f"{name}: entry {key!r} is not JSON ({err})") from None
+            continue
+        if not (
+            head
+            and "/" not in head
+            and _CHUNK_KEY.fullmatch(leaf)
+            and isinstance(value, list)
+            and len(value) == 3
+            and isinstance(value[0], str)
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value[1:])
+        ):
+            raise MIBFormatError(
+                f"{name}: entry {key!r} is not the pixels of one frame ([.mib file, offset, length]); "
+                "a reference may only point at frame pixels of .mib files"
+            )
+        chunks.setdefault(head, []).append((tuple(map(int, leaf.split(".")[:-2])), *value))
+    targets = {t for entries in chunks.values() for _, t, _, _ in entries}
+    protocols = set()
+    geometries = {}
+    for target in sorted(targets):
+        url = is_url(target)
+        if not public_url(target).lower().endswith(".mib") if url else not target.lower().endswith(".mib"):
+            raise MIBFormatError(f"{name}: points at {target!r}, which is not a .mib file; refused")
+        if from_url and not url:
+            raise MIBFormatError(f"{name}: read from a URL, it points at the local file {target!r}; refused")
+        if not url and not os.path.isabs(target):
+            raise MIBFormatError(f"{name}: points at the relative path {target!r}; references hold absolute paths")
+        try:
+            prop = open_acquisition(target, storage_options=storage_options if url else None)
+        except (OSError, ValueError) as err:
+            raise MIBFormatError(
+                f"{name}: its target {public_url(target)!r} is not a readable .mib file: {err}"
+            ) from None
+        geometries[target] = prop
+        protocols.add(target.split("://", 1)[0].lower() if url else "file")
+    if len(protocols) > 1:
+        raise MIBFormatError(f"{name}: points at files of several kinds ({', '.join(sorted(protocols))}); refused")
+    for array in sorted(set(specs) | set(chunks)):
+        _check_array(name, array, specs.get(array), attrs.get(array) or {}, chunks.get(array, []), geometries)
+    return protocols.pop() if protocols else "file"
+
+
+def _check_array(name, array, spec, attrs, entries, props) -> None:
+    where_ = f"{name}: array {array!r}"
+    if not isinstance(spec, dict) or not isinstance(spec.get("shape"), list) or len(spec["shape"]) < 2:
+        raise MIBFormatError(f"{where_} has no valid .zarray")
+    shape = spec["shape"]
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape):
+        raise MIBFormatError(f"{where_}: shape {shape!r} is not a list of positive integers")
+    nav, frame = tuple(shape[:-2]), tuple(shape[-2:])
+    for key, target, offset, length in entries:
+        prop = props[target]
+        geometry = prop.geometry
+        if frame != geometry.shape or spec.get("dtype") != geometry.file_dtype.str:
+            raise MIBFormatError(
+                f"{where_}: declares {frame} frames of {spec.get('dtype')!r} but {public_url(target)!r} holds "
+                f"{geometry.shape} frames of {geometry.file_dtype.str!r}"
+            )
+        if len(key) != len(nav) or any(i >= n for i, n in zip(key, nav)):
+            raise MIBFormatError(f"{where_}: chunk {key} lies outside its shape {shape}")
+        if length != geometry.payload_bytes or not _is_payload(prop, offset):
+            raise MIBFormatError(
+                f"{where_}, chunk {key}: bytes {offset}-{offset + length - 1} of {public_url(target)!r} are not the "
+                "pixels of one of its frames; refused"
+            )
+    expected = {"chunks": [1] * len(nav) + list(frame), "compressor": None, "filters": None, "order": "C"}
+    if entries and any(spec.get(k) != v for k, v in expected.items()):
+        raise MIBFormatError(f"{where_}: .zarray must be {expected} (one stored frame per chunk), not {spec}")
+    blank = np.asarray((attrs.get("metadata") or {}).get("Signal", {}).get("blank_positions", False), bool)
+    unlisted = int(np.prod(nav, dtype=np.int64)) - len({key for key, *_ in entries})
+    if unlisted != int(blank.sum()):
+        raise MIBFormatError(
+            f"{where_}: declares {int(np.prod(nav, dtype=np.int64))} scan positions but lists frames for "
+            f"{len(entries)}, and its metadata mark {int(blank.sum())} blank; refused rather than filled with zeros"
+        )
+
+
+def _is_payload(prop, offset: int) -> bool:
+    """True where ``offset`` is where the pixels of one of the file's frames start."""
+    geometry, segment = prop.geometry, prop.segments[0]
+    first = geometry.offset(0, segment.base, segment.prefix) + geometry.header_bytes
+    stride = geometry.offset(1, segment.base, segment.prefix) - geometry.offset(0, segment.base, segment.prefix)
+    k, rest = divmod(offset - first, stride)
+    return rest == 0 and 0 <= k < segment.count
 
 
 def read_reference(path, *, lazy: bool = False, flip_y: bool = True, storage_options: dict | None = None) -> list:
@@ -158,7 +285,17 @@ def read_reference(path, *, lazy: bool = False, flip_y: bool = True, storage_opt
         data = data.astype(data.dtype.newbyteorder("="))
         if flip_y:
             data = data[..., ::-1, :]
+        metadata = attrs["metadata"]
+        blank = metadata.get("Signal", {}).get("blank_positions")
+        if blank is not None:
+            blank = metadata["Signal"]["blank_positions"] = np.asarray(blank, bool)
+            warnings.warn(
+                f"{public_url(os.fspath(path)) if not isinstance(path, dict) else '<references>'}: "
+                f"{int(blank.sum())} scan position(s) have no frame: zeros, marked in metadata.Signal.blank_positions",
+                MIBWarning,
+                stacklevel=3,
+            )
         original = attrs["original_metadata"]
         original.setdefault("mib_plugin", {})["flip_y"] = flip_y
-        out.append({"data": data, "axes": attrs["axes"], "metadata": attrs["metadata"], "original_metadata": original})
+        out.append({"data": data, "axes": attrs["axes"], "metadata": metadata, "original_metadata": original})
     return out
