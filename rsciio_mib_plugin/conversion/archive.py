@@ -33,6 +33,9 @@ from .stores import CHUNK_BYTES, Codec, archive_chunks, open_dataset, stored_byt
 
 #: Frames compressed before the archive is made, to measure the compression ratio.
 SAMPLE_BYTES = 8 << 20
+#: Fewest bytes a chosen chunk may hold (or one whole frame, if frames are smaller): each chunk is a
+#: file of a zspy archive or an HDF5 chunk, and a file per pixel would bury a disk in small files.
+MIN_CHUNK_BYTES = 16 << 10
 #: Most workers by default: each holds a block (``BLOCK_BYTES``), and a few keep a disk busy.
 MAX_THREADS = 8
 
@@ -89,7 +92,8 @@ def convert(
     chunks : tuple of int, optional
         Chunks of the stored array. Default: whole frames along the fastest
         scan axis, as many as compress to about 1 MiB (:func:`archive_chunks`),
-        so one pattern is read back by decompressing about 1 MiB.
+        so one pattern is read back by decompressing about 1 MiB. A chunk
+        must hold at least :data:`MIN_CHUNK_BYTES` or a whole frame.
     overwrite : bool
         Replace existing archives; otherwise an existing one is an error,
         raised before anything is written.
@@ -119,6 +123,11 @@ def convert(
     unknown = set(read_options) - set(READ_OPTIONS)
     if unknown:
         raise TypeError(f"convert() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
+    for name, value in (("shuffle", shuffle), ("overwrite", overwrite), ("preview", preview)):
+        if not isinstance(value, (bool, np.bool_)):  # "no" would count as true
+            raise TypeError(f"`{name}` must be True or False, not {value!r}")
+    if chunks is not None:
+        chunks = _checked_chunks(chunks)
     codec = Codec.make(format, compression, level, shuffle)
     if threads is None:
         threads = min(MAX_THREADS, _usable_cores())
@@ -171,6 +180,17 @@ def _open(path, options: dict) -> tuple[list, ReadPlan]:
     return load_datasets(path, Shaping(**options, flip=True), lazy=True, **opening)
 
 
+def _checked_chunks(chunks) -> tuple[int, ...]:
+    if isinstance(chunks, (str, bytes)) or not hasattr(chunks, "__iter__"):
+        raise TypeError(f"`chunks` must be a tuple of positive integers, one per axis, not {chunks!r}")
+    chunks = tuple(chunks)
+    if not chunks or not all(
+        isinstance(c, (int, np.integer)) and not isinstance(c, (bool, np.bool_)) and c >= 1 for c in chunks
+    ):
+        raise ValueError(f"`chunks` must be positive integers, one per axis, not {chunks!r}")
+    return tuple(int(c) for c in chunks)
+
+
 class Job:
     """One dataset of one input into one archive: chunks sized, the pass run into a temporary
     archive, summaries and metadata written, the archive put in place."""
@@ -182,9 +202,18 @@ class Job:
         self.nav, self.frame = self.shape[:-2], self.shape[-2:]
         self.chunks = tuple(chunks) if chunks is not None else None  # None: sized by the sampled ratio in run()
         if chunks is not None:
-            if len(self.chunks) != len(self.shape) or min(self.chunks) < 1:
-                raise ValueError(f"`chunks`={chunks!r} do not fit an array of shape {self.shape}")
+            if len(self.chunks) != len(self.shape):
+                raise ValueError(
+                    f"`chunks`={chunks!r} do not fit an array of shape {self.shape}: give {len(self.shape)}"
+                )
             self.chunks = tuple(min(c, n) for c, n in zip(self.chunks, self.shape))
+            chunk_bytes = math.prod(self.chunks) * self.dtype.itemsize
+            if chunk_bytes < min(MIN_CHUNK_BYTES, math.prod(self.frame) * self.dtype.itemsize):
+                raise ValueError(
+                    f"`chunks`={chunks!r} make chunks of {chunk_bytes} bytes, a file or HDF5 chunk each: each "
+                    f"must hold at least {MIN_CHUNK_BYTES >> 10} KiB or a whole frame, "
+                    f"{(1,) * len(self.nav) + self.frame}"
+                )
         title = signal["metadata"]["General"]["title"]
         self.group = "Experiments/" + (title.replace("/", "-") if title else "__unnamed__")
 
@@ -207,17 +236,12 @@ class Job:
         started = time.perf_counter()
         if self.chunks is None:
             self.chunks = archive_chunks(self.nav, self.frame, self.dtype, self.sample_ratio())
-        blocks = BlockPlan(self.nav, self.frame, self.dtype, self.chunks)
-        with replacing(self.target, overwrite, directory=self.codec.format == "zspy") as temp:
-            with open_dataset(temp, self.codec, self.group, self.shape, self.chunks, self.dtype) as write:
-                summaries = run_pass(self.reader, self.plan, blocks, write, threads, progress)
-            write_signal(temp, self.codec, self.signal, summaries.metadata(self.reader.name))
-            if preview:
-                vbf = summaries.vbf if self.nav else None
-                mean = summaries.sum_pattern / max(1, math.prod(self.nav) - summaries.blank)
-                output = self.target.with_name(f"{self.target.stem}_preview.png")
-                plot_preview(mean, vbf, summaries.disc, self.target.name, output)
-            written = stored_bytes(temp)
+        try:
+            summaries, written = self._write(overwrite, preview, threads, progress)
+        except OSError as err:  # a full disk, a file-size limit: one line, and nothing left behind
+            if err.strerror is None or err.filename is not None:
+                raise
+            raise OSError(f"{self.target}: writing the archive failed: {err.strerror}; nothing was kept") from None
         seconds = time.perf_counter() - started
         raw = math.prod(self.shape) * self.dtype.itemsize
         return {
@@ -233,6 +257,20 @@ class Job:
             "seconds": seconds,
             "disc": dict(zip(("row", "col", "radius"), summaries.disc)),
         }
+
+    def _write(self, overwrite: bool, preview: bool, threads: int, progress):
+        """The archive written into a temporary and put in place: its summaries and bytes on disk."""
+        blocks = BlockPlan(self.nav, self.frame, self.dtype, self.chunks)
+        with replacing(self.target, overwrite, directory=self.codec.format == "zspy") as temp:
+            with open_dataset(temp, self.codec, self.group, self.shape, self.chunks, self.dtype) as write:
+                summaries = run_pass(self.reader, self.plan, blocks, write, threads, progress)
+            write_signal(temp, self.codec, self.signal, summaries.metadata(self.reader.name))
+            if preview:
+                vbf = summaries.vbf if self.nav else None
+                mean = summaries.sum_pattern / max(1, math.prod(self.nav) - summaries.blank)
+                output = self.target.with_name(f"{self.target.stem}_preview.png")
+                plot_preview(mean, vbf, summaries.disc, self.target.name, output)
+            return summaries, stored_bytes(temp)
 
 
 __all__ = ["convert", "archive_chunks"]

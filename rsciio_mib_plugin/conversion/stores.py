@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import math
+import os
 import threading
 import warnings
 from dataclasses import dataclass
@@ -122,7 +124,7 @@ def open_dataset(temp: Path, codec: Codec, group: str, shape: tuple[int, ...], c
         return
     import h5py
 
-    with h5py.File(temp, "w") as f:
+    with _fail_safe(temp, "w+b") as raw, h5py.File(raw, "w") as f:
         dset = f.require_group(group).create_dataset(
             "data", shape=shape, chunks=chunks, dtype=dtype, **codec.hdf5_filter()
         )
@@ -144,16 +146,100 @@ def open_dataset(temp: Path, codec: Codec, group: str, shape: tuple[int, ...], c
         yield write
 
 
+class _FailSafeFile(io.RawIOBase):
+    """The file HDF5 writes through (h5py's file-object driver), which never reports a failed write.
+
+    HDF5 left in the state a failed write puts it in (a full disk, a file-size
+    limit) crashes the process when the file is closed (a segfault, after an
+    11-line error). Here the first failed write is kept and later writes are
+    skipped, so HDF5 finishes and closes normally; then the kept error is raised
+    (:func:`_fail_safe`) and the unfinished archive is removed by its caller.
+    """
+
+    def __init__(self, path: Path, mode: str):
+        self.path = path
+        self.file = open(path, mode, buffering=0)
+        self.error: OSError | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.file.tell()
+
+    def readinto(self, buffer) -> int:
+        return self.file.readinto(buffer)
+
+    def write(self, data) -> int:
+        n = memoryview(data).nbytes
+        if self.error is None:
+            try:
+                done = 0
+                while done < n:
+                    done += self.file.write(memoryview(data)[done:])
+                return n
+            except OSError as err:
+                self.error = err
+        self.file.seek(n, os.SEEK_CUR)
+        return n
+
+    def truncate(self, size=None) -> int:
+        if self.error is None:
+            try:
+                return self.file.truncate(size)
+            except OSError as err:
+                self.error = err
+        return self.tell() if size is None else size
+
+    def close(self) -> None:
+        self.file.close()
+        super().close()
+
+
+@contextlib.contextmanager
+def _fail_safe(path: Path, mode: str):
+    """A :class:`_FailSafeFile` for ``h5py.File``; the first write that failed (a full disk) is
+    raised once HDF5 closed the file cleanly."""
+    target = _FailSafeFile(path, mode)
+    try:
+        yield target
+    finally:
+        target.close()
+    if target.error is not None:
+        raise target.error
+
+
 def write_signal(temp: Path, codec: Codec, signal: dict, summaries: dict) -> None:
     """HyperSpy writes everything but the data set (already there) into ``temp``: axes,
-    metadata with ``metadata.Summaries``, original_metadata."""
-    from hyperspy.io import dict2signal
+    metadata with ``metadata.Summaries``, original_metadata. As ``signal.save`` does, through
+    RosettaSciIO's writer; an hspy archive through :func:`_fail_safe`."""
+    import importlib
 
-    signal = dict2signal(signal, lazy=True)
-    signal.metadata.set_item("Summaries", summaries)
+    from hyperspy.io import dict2signal
+    from hyperspy.misc.utils import get_object_package_info
+
+    s = dict2signal(signal, lazy=True)
+    s.metadata.set_item("Summaries", summaries)
+    info = s._to_dictionary(add_models=True)
+    info["package_info"] = get_object_package_info(s)
+    info["attributes"]["_lazy"] = False  # the writer would look for the file a lazy signal was read from
+    writer = importlib.import_module(f"rsciio.{codec.format}").file_writer
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # zarr's notes about its next major version
-        signal.save(temp, write_dataset=False, overwrite=True, file_format=codec.format.upper())
+        if codec.format == "zspy":
+            writer(str(temp), info, write_dataset=False)
+        else:
+            with _fail_safe(temp, "r+b") as raw:
+                writer(raw, info, write_dataset=False)  # mode "a": the data set is kept
 
 
 def chunks_of(block: np.ndarray, nav_slices, chunks: tuple[int, ...], shape: tuple[int, ...]):

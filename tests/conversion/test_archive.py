@@ -204,6 +204,13 @@ def test_bad_arguments(files, tmp_path):
         ({"compression": "brotli"}, "compression"),
         ({"level": 12}, "level"),
         ({"chunks": (1, 2, 3)}, "chunks"),
+        ({"chunks": (1, 1, 1, 1)}, "chunks"),  # a file per pixel
+        ({"chunks": (1, 1, 64, 2.5)}, "chunks"),
+        ({"chunks": "a"}, "chunks"),
+        ({"chunks": 4}, "chunks"),
+        ({"shuffle": "no"}, "shuffle"),
+        ({"overwrite": "no"}, "overwrite"),
+        ({"preview": "no"}, "preview"),
         ({"threads": 0}, "threads"),
         ({"nonsense": 1}, "nonsense"),
     ):
@@ -212,6 +219,13 @@ def test_bad_arguments(files, tmp_path):
     with pytest.raises(FileNotFoundError, match="no such file"):
         convert(tmp_path / "missing.mib", tmp_path)
     assert not list(tmp_path.glob("*.zspy"))
+    assert os.listdir(tmp_path) == []  # nothing written
+    (report,) = convert(path, tmp_path, chunks=(1, 1, 64, 256), preview=False)  # one frame a chunk is fine
+    assert tuple(report["chunks"]) == (1, 1, 64, 256)
+    (tmp_path / "single_preview.png").write_bytes(b"mine")
+    with pytest.raises(TypeError, match="preview"):
+        convert(path, tmp_path, overwrite=True, preview="no")
+    assert (tmp_path / "single_preview.png").read_bytes() == b"mine"
 
 
 def test_counters_make_one_archive_each(tmp_path):
@@ -390,3 +404,27 @@ def test_two_inputs_of_one_name_are_refused_before_any_work(make_mib, tmp_path):
     with pytest.raises(ValueError, match=r"a/scan.mib and .*b/scan.mib would both be written to .*scan.zspy"):
         convert([a, b], tmp_path / "out", overwrite=True)
     assert not (tmp_path / "out").exists()
+
+
+FULL_DISK = """
+import resource, signal, sys
+import numpy as np
+from rsciio_mib_plugin import write_mib
+from rsciio_mib_plugin.cli import main
+write_mib("scan.mib", np.random.default_rng(0).integers(0, 4096, (8, 8, 256, 256), dtype=np.uint16), hdr={"ScanX": 8})
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))
+sys.exit(main(["convert", "scan.mib", "-o", "out", "--format", "hspy", "--compression", sys.argv[1]]))
+"""
+
+
+@pytest.mark.parametrize("compression", ["lz4", "gzip"])
+def test_hspy_on_a_full_disk_fails_in_one_line_and_keeps_nothing(tmp_path, compression):
+    """HDF5 crashed the process (exit -11 after an 11-line error) when its file could not be written."""
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, compression], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "scan.hspy" in lines[0] and "File too large" in lines[0], done.stderr
+    assert os.listdir(tmp_path / "out") == []
