@@ -66,14 +66,21 @@ class MerlinControl:
             self._sock = connect(self.host, self.port, self.timeout, "control")
         return self._sock
 
-    def _request(self, body: str) -> str:
-        """Send one request; the reply's value (GET) or ``""``; a non-zero status raises."""
+    def _request(self, body: str, deadline: float | None = None) -> str:
+        """Send one request; the reply's value (GET) or ``""``; a non-zero status raises.
+
+        The reply must be complete by ``deadline`` (``time.monotonic()``; default
+        ``timeout`` seconds from now), however slowly its bytes come.
+        """
         sock = self._connect()
         name = f"Merlin control port {self.host}:{self.port}"
+        if deadline is None:
+            deadline = time.monotonic() + self.timeout
         try:
+            sock.settimeout(max(deadline - time.monotonic(), 1e-3))
             sock.sendall(mpx_message(body.encode("ascii")))
-            prefix = recv_exact(sock, PREFIX)
-            reply = recv_exact(sock, message_length(prefix, name, 0, MAX_MESSAGE_BYTES)).decode("latin-1")
+            prefix = recv_exact(sock, PREFIX, deadline)
+            reply = recv_exact(sock, message_length(prefix, name, 0, MAX_MESSAGE_BYTES), deadline).decode("latin-1")
         except TimeoutError:
             self.close()
             raise TimeoutError(f"{name}: no reply to {body!r} within {self.timeout} s") from None
@@ -100,10 +107,17 @@ def connect(host: str, port: int, timeout: float, what: str) -> socket.socket:
         raise ConnectionError(f"Merlin {what} port {host}:{port}: cannot connect ({err.strerror or err})") from None
 
 
-def recv_exact(sock: socket.socket, n: int) -> bytes:
+def recv_exact(sock: socket.socket, n: int, deadline: float | None = None) -> bytes:
+    """``n`` bytes from ``sock``; with a ``deadline`` (``time.monotonic()``) all of them by then
+    (TimeoutError), otherwise each read waits up to the socket's own timeout."""
     data = bytearray(n)
     view, got = memoryview(data), 0
     while got < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{got} of {n} bytes by the deadline")
+            sock.settimeout(left)
         k = sock.recv_into(view[got:])
         if not k:
             raise EOFError(f"connection closed after {got} of {n} bytes")
@@ -111,17 +125,29 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
     return bytes(data)
 
 
+#: Pause before asking a busy detector again.
+BUSY_RETRY_SECONDS = 0.05
+
+
 def start_acquisition(host: str, control_port: int, timeout: float, frames: int | None) -> None:
-    """Set the frame count and start; while the detector is still busy (finishing the
-    previous acquisition) ask again every 50 ms, for up to ``timeout`` seconds."""
+    """Set the frame count and start; while the detector is still busy (finishing the previous
+    acquisition) ask again, until ``timeout`` seconds after the first request in all."""
+    deadline = time.monotonic() + timeout
+    busy = None  # the last "busy" answer
     with MerlinControl(host, control_port, timeout) as control:
-        for attempt in range(max(1, int(timeout / 0.05))):
+        while True:
             try:
                 if frames:
-                    control.set("NUMFRAMESTOACQUIRE", frames)
-                control.cmd("STARTACQUISITION")
+                    control._request(request_text("SET", "NUMFRAMESTOACQUIRE", frames), deadline)
+                control._request(request_text("CMD", "STARTACQUISITION"), deadline)
                 return
             except MerlinCommandError as err:
-                if err.code != 1 or attempt == max(1, int(timeout / 0.05)) - 1:
+                if err.code != 1:
                     raise
-                time.sleep(0.05)
+                busy = err
+            except TimeoutError:
+                if busy is None:
+                    raise
+            if busy is not None and time.monotonic() + BUSY_RETRY_SECONDS >= deadline:
+                raise MerlinCommandError(f"{busy}, still after {timeout} s", code=1) from None
+            time.sleep(BUSY_RETRY_SECONDS)

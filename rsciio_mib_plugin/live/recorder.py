@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import select
 import socket
 import struct
 import threading
@@ -18,7 +19,7 @@ from .._progress import progress_bar
 from ..errors import MIBWarning
 from ..format.mpx import PREFIX
 from ..reader.side_file import find_hdr
-from ..sources.atomic import create_new, replacing
+from ..sources.atomic import check_writable, create_new, replacing
 from .acquisition import Acquisition, check_arguments
 from .control import CONTROL_PORT, DATA_PORT, start_acquisition
 
@@ -95,6 +96,7 @@ def record(
     if transfer == "splice" and not SPLICE:
         raise ValueError("`transfer`='splice' needs os.splice (Linux); use 'copy' or 'auto'")
     splice = SPLICE if transfer == "auto" else transfer == "splice"
+    check_writable(path)  # before the acquisition starts: a typo in the folder would expose the sample for nothing
     if not overwrite:
         for p in (path, hdr_path):
             if p.exists():
@@ -181,8 +183,8 @@ def splice_frames(acq: Acquisition, fd: int, progress=None) -> None:
 
         fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, 1 << 20)
     drain = _Drain(read, fd)
-    # A blocking socket with a kernel receive timeout: splice waits for data inside the kernel
-    # (no EAGAIN, select and retry per frame); a timeout shows as BlockingIOError.
+    # A blocking socket with a kernel receive timeout for the headers' recv_into (a timeout shows
+    # as BlockingIOError); the pixels are spliced only once they are waiting (_splice).
     acq.sock.settimeout(None)
     seconds = max(acq.timeout, 0.001)
     acq.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", int(seconds), int(seconds % 1 * 1e6)))
@@ -199,7 +201,7 @@ def splice_frames(acq: Acquisition, fd: int, progress=None) -> None:
                 acq.check_block(heads[: row + 1], block_start)
             acq.sequence.index(head[PREFIX : PREFIX + 24], acq.name, written, acq.at(0))
             _write_all(write, memoryview(head)[PREFIX:])
-            moved, ended = _splice(acq.sock, write, geometry.payload_bytes)
+            moved, ended = _splice(acq.sock, write, geometry.payload_bytes, seconds)
             if ended:
                 acq.filled = lead + moved
                 break
@@ -229,13 +231,22 @@ def splice_frames(acq: Acquisition, fd: int, progress=None) -> None:
         acq.end(ended)
 
 
-def _splice(sock, pipe: int, count: int) -> tuple[int, str | None]:
-    """Move ``count`` bytes from the socket into the pipe; ``(moved, why it ended early)``."""
-    moved, sock = 0, sock.fileno()
+def _splice(sock, pipe: int, count: int, timeout: float) -> tuple[int, str | None]:
+    """Move ``count`` bytes from the socket into the pipe; ``(moved, why it ended early)``.
+
+    Each splice starts once bytes are waiting (``poll``): a splice waiting for
+    the socket holds the pipe's lock, so the frames already in the pipe would
+    not reach the file while the stream stalls.
+    """
+    moved, fd = 0, sock.fileno()
+    waiting = select.poll()
+    waiting.register(fd, select.POLLIN)
     while moved < count:
+        if not waiting.poll(timeout * 1000):
+            return moved, "timeout"
         try:
-            n = os.splice(sock, pipe, count - moved)
-        except BlockingIOError:  # nothing within the socket's receive timeout
+            n = os.splice(fd, pipe, count - moved)
+        except BlockingIOError:
             return moved, "timeout"
         if not n:
             return moved, "closed"

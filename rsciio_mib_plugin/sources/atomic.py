@@ -38,6 +38,21 @@ def remove(path: Path) -> None:
             path.unlink()
 
 
+def check_writable(target: Path) -> None:
+    """Raise now the error writing ``target`` would raise later (no such folder, no permission, a
+    folder in its place), by creating and removing a temporary file beside it."""
+    target = Path(target)
+    folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise IsADirectoryError(f"{target} is a folder; give a file name to write")
+    try:
+        remove(temporary_beside(target))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{target}: no such folder {folder}") from None
+    except OSError as err:
+        raise type(err)(f"{target}: cannot write in {folder} ({err.strerror or err})") from None
+
+
 def refuse_existing(target: Path) -> None:
     """The error for an output that exists and may not be replaced."""
     raise FileExistsError(f"{target} exists; pass overwrite=True (--overwrite) to replace it")

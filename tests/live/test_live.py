@@ -8,6 +8,7 @@ sweep over the real samples uses the same simulator class in-process.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import socket
 import threading
@@ -312,6 +313,13 @@ def test_nothing_arriving_is_a_timeout_naming_host_and_port(scan, tmp_path, caps
 @contextlib.contextmanager
 def raw_server(payload: bytes):
     """A data port that sends ``payload`` to its first client, then closes."""
+    with scripted_server(lambda client: client.sendall(payload)) as port:
+        yield port
+
+
+@contextlib.contextmanager
+def scripted_server(script):
+    """A port whose first client is served by ``script(client socket)``, then closed."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(10)
 
@@ -319,7 +327,8 @@ def raw_server(payload: bytes):
         with contextlib.suppress(OSError):
             client, _ = listener.accept()
             with client:
-                client.sendall(payload)
+                client.settimeout(30)
+                script(client)
 
     thread = threading.Thread(target=run)
     thread.start()
@@ -542,3 +551,150 @@ def test_live_arguments_are_checked_before_anything_is_written(tmp_path, keyword
         next(follow(tmp_path / "r.mib", **keywords))
     with pytest.raises(ValueError, match="`block_frames` must be a positive"):
         next(stream(data_port=1, block_frames=-1))
+
+
+def _messages(scan: Path) -> list[bytes]:
+    """The data port's messages for ``scan``: its HDR message, then one per frame."""
+    from rsciio_mib_plugin.format.mpx import mpx_message
+
+    frame = 384 + 2 * 256 * 256
+    body = scan.read_bytes()
+    return [mpx_message(scan.with_suffix(".hdr").read_bytes())] + [
+        mpx_message(body[i : i + frame]) for i in range(0, len(body), frame)
+    ]
+
+
+def test_a_stalled_stream_still_writes_its_complete_frames(scan, tmp_path, record_path):
+    """The stream stops inside frame 5 and stays open: frames 0-4 reach the file while record waits."""
+    frame = 384 + 2 * 256 * 256
+    messages = _messages(scan)
+    stalled = b"".join(messages[:6]) + messages[6][:1000]
+    release = threading.Event()
+
+    def script(client):
+        client.sendall(stalled)
+        release.wait(60)
+
+    out, outcome = tmp_path / "rec.mib", []
+
+    def recording():
+        try:
+            outcome.append(record(out, transfer=record_path, data_port=port, timeout=60))
+        except Exception as err:  # noqa: BLE001 - shown by the assertion below
+            outcome.append(err)
+
+    with scripted_server(script) as port:
+        thread = threading.Thread(target=recording)
+        thread.start()
+        for _ in range(400):  # up to 20 s
+            if out.exists() and out.stat().st_size >= 5 * frame:
+                break
+            time.sleep(0.05)
+        size_while_stalled = out.stat().st_size if out.exists() else 0
+        release.set()
+        thread.join(60)
+    assert size_while_stalled >= 5 * frame, size_while_stalled
+    assert outcome[0]["frames"] == 5 and not outcome[0]["complete"]  # and a warning: closed inside frame 5
+    assert out.stat().st_size == 5 * frame
+
+
+def test_sigterm_ends_a_stalled_recording_with_whole_frames_only(scan, tmp_path):
+    """SIGTERM (a scheduler, kill) while the stream stalls: the file is cut to its whole frames and
+    the blocks reserved for the 400 announced frames are given back, as after Ctrl-C."""
+    import signal
+    import subprocess
+    import sys
+
+    frame = 384 + 2 * 256 * 256
+    messages = _messages(scan)
+    stalled = b"".join(messages[:6]) + messages[6][:1000]
+    out = tmp_path / "rec.mib"
+    release = threading.Event()
+
+    def script(client):
+        client.sendall(stalled)
+        release.wait(60)
+
+    with scripted_server(script) as port:
+        argv = ["-m", "rsciio_mib_plugin", "record", "-o", str(out), "--data-port", str(port)]
+        proc = subprocess.Popen([sys.executable, *argv, "--timeout", "60", "--frames", "400"], stderr=subprocess.PIPE)
+        try:
+            for _ in range(600):  # up to 30 s, a cold start included
+                if out.exists() and out.stat().st_size >= 5 * frame:
+                    break
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            err = proc.communicate(timeout=30)[1].decode()
+        finally:
+            release.set()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    assert proc.returncode == 130 and "interrupted" in err, err
+    assert out.stat().st_size == 5 * frame
+    assert out.stat().st_blocks * 512 < 5 * frame + (1 << 20)  # not the 52 MB reserved
+    np.testing.assert_array_equal(decoded(out), decoded(scan)[:5])
+
+
+def _dripping(reply: bytes, pause: float):
+    def script(client):
+        client.recv(4096)
+        for byte in reply:
+            client.sendall(bytes([byte]))
+            time.sleep(pause)
+
+    return script
+
+
+def test_control_timeouts_are_deadlines(tmp_path):
+    """A reply dripped a byte every 0.4 s took 8.4 s at timeout=1; a slow 'busy' kept record(start=True,
+    timeout=0.5) retrying for 4.5 s. The timeout bounds the whole reply and all the retries."""
+    from rsciio_mib_plugin.format.mpx import mpx_message
+
+    reply = mpx_message(b"GET,COUNTERDEPTH,12,0")
+    with scripted_server(_dripping(reply, 0.4)) as port:
+        began = time.monotonic()
+        with MerlinControl(port=port, timeout=1) as merlin, pytest.raises(TimeoutError, match="no reply"):
+            merlin.get("COUNTERDEPTH")
+        assert time.monotonic() - began < 4  # a deadline of 1 s, not 1 s per byte (8 s)
+
+    def busy(client):
+        for _ in range(100):
+            request = client.recv(4096)
+            if not request:
+                return
+            time.sleep(0.4)
+            client.sendall(mpx_message(request[15:] + b",1"))  # the request echoed, status 1: busy
+
+    data_port = socket.create_server(("127.0.0.1", 0))  # accepts; never sends
+    with data_port, scripted_server(busy) as control:
+        began = time.monotonic()
+        with pytest.raises(MerlinCommandError, match=r"status 1 \(busy\), still after 0\.5 s"):
+            record(
+                tmp_path / "rec.mib",
+                data_port=data_port.getsockname()[1],
+                control_port=control,
+                start=True,
+                frames=4,
+                timeout=0.5,
+            )
+        assert time.monotonic() - began < 3  # within about 0.5 s, not 4.5 s of retries
+    assert not (tmp_path / "rec.mib").exists()
+
+
+def test_record_checks_its_folder_before_starting_the_acquisition(tmp_path, capsys):
+    """A typo in the output folder would expose the sample and record nothing: nothing is started."""
+    requests = []
+    with scripted_server(lambda client: requests.append(client.recv(4096))) as control:
+        listener = socket.create_server(("127.0.0.1", 0))
+        with listener:
+            data = listener.getsockname()[1]
+            with pytest.raises(FileNotFoundError, match=r"rec\.mib: no such folder .*tpyo"):
+                record(tmp_path / "tpyo" / "rec.mib", data_port=data, control_port=control, start=True, frames=4)
+            argv = ["record", "-o", str(tmp_path / "tpyo" / "rec.mib"), "--data-port", str(data)]
+            assert main([*argv, "--control-port", str(control), "--start"]) == 1
+            assert "no such folder" in capsys.readouterr().err
+            with pytest.raises(IsADirectoryError, match="is a folder"):
+                record(tmp_path, data_port=data, control_port=control, start=True)
+    assert requests == []  # the control port was never even connected to
+    assert sorted(os.listdir(tmp_path)) == []
