@@ -14,7 +14,7 @@ from ..errors import MIBFormatError, MIBWarning
 from ..format.decode import decode_frames
 from ..format.frame_header import read_header, reading_from
 from ..format.geometry import Geometry, frame_geometry
-from ..format.hdr_file import COUNTER_DEPTH, FRAMES_IN_ACQUISITION, hdr_int
+from ..format.hdr_file import COUNTER_DEPTH, FRAMES_IN_ACQUISITION, MAX_HDR_BYTES, hdr_int
 from ..format.header_check import check_headers
 from ..reader.frames import BLOCK_BYTES
 from ..reader.side_file import find_hdr, read_hdr
@@ -68,10 +68,14 @@ def follow(
         buffer = np.empty(per_block * geometry.frame_bytes, np.uint8)
         sequence, done, last_growth, size = Sequence(), 0, time.monotonic(), 0
         segment = Segment(path=name, first=0, count=0)
+        same = SameAcquisition(fd, path, geometry.header_bytes)
         while expected is None or sequence.seen < expected:
             new_size = os.fstat(fd).st_size
             if new_size < size:
-                raise MIBFormatError(f"{name}: the file shrank from {size} to {new_size} bytes while followed")
+                raise MIBFormatError(
+                    f"{name}: the file shrank from {size} to {new_size} bytes after {done} frames were handed over"
+                )
+            same.check(done)
             if new_size > size:
                 size, last_growth = new_size, time.monotonic()
             available = size // geometry.frame_bytes - done
@@ -101,6 +105,48 @@ def follow(
         sequence.report(name, stacklevel=3)
     finally:
         os.close(fd)
+
+
+class SameAcquisition:
+    """What tells the followed acquisition from another one later written to the same path: the
+    file itself (not one renamed over it), frame 0's header (its start time, settings) and the
+    ``.hdr`` (one per acquisition, mib-format.md §1) as first seen.
+
+    A file cut to nothing and rewritten between two looks, with a byte-identical first header
+    (no time stamps) and ``.hdr``, cannot be told from one that grew.
+    """
+
+    def __init__(self, fd: int, path: Path, header_bytes: int):
+        self.fd, self.path, self.header_bytes = fd, path, header_bytes
+        self.inode = _inode(os.fstat(fd))
+        self.first_header = pread(fd, header_bytes, 0)
+        self.hdr_path = find_hdr(path)
+        self.hdr = self._hdr_text()
+
+    def _hdr_text(self) -> bytes | None:
+        try:
+            with open(self.hdr_path, "rb") as f:
+                return f.read(MAX_HDR_BYTES)
+        except (OSError, TypeError):  # none, or gone
+            return None
+
+    def check(self, done: int) -> None:
+        """Raise :class:`MIBFormatError` if the path no longer holds the acquisition first seen."""
+        after = f"after {done} frames were handed over"
+        try:
+            now = _inode(os.stat(self.path))
+        except FileNotFoundError:
+            now = None
+        if now != self.inode:
+            raise MIBFormatError(f"{self.path}: the file was {'removed' if now is None else 'replaced'} {after}")
+        if pread(self.fd, self.header_bytes, 0) != self.first_header:
+            raise MIBFormatError(f"{self.path}: frame 0's header changed {after}: the file was rewritten")
+        if self.hdr is not None and self._hdr_text() != self.hdr:
+            raise MIBFormatError(f"{self.hdr_path}: the .hdr changed {after}: another acquisition was started")
+
+
+def _inode(stat: os.stat_result) -> tuple[int, int]:
+    return stat.st_dev, stat.st_ino
 
 
 def _header_so_far(fd: int, name: str):

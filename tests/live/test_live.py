@@ -698,3 +698,37 @@ def test_record_checks_its_folder_before_starting_the_acquisition(tmp_path, caps
                 record(tmp_path, data_port=data, control_port=control, start=True)
     assert requests == []  # the control port was never even connected to
     assert sorted(os.listdir(tmp_path)) == []
+
+
+@pytest.mark.parametrize("how", ["rewritten", "replaced", "new hdr", "removed"])
+def test_follow_detects_a_file_rewritten_or_replaced(tmp_path, how):
+    """Between two looks the followed file is cut and rewritten by a new acquisition (or another file
+    is renamed over it, or a new acquisition's .hdr appears): its frames are not the old one's."""
+    rng = np.random.default_rng(8)
+    old = rng.integers(0, 4096, (3, 256, 256), dtype=np.uint16)
+    new = rng.integers(0, 4096, (8, 256, 256), dtype=np.uint16)
+    t0 = np.datetime64("2026-12-05T10:00:00", "ns")
+    steps = np.arange(8) * np.timedelta64(1, "ms")
+    path = write_mib(tmp_path / "live.mib", old, hdr={"Frames in Acquisition": 0}, timestamps=t0 + steps[:3])
+    hdr = path.with_suffix(".hdr").read_bytes()
+    later = t0 + np.timedelta64(60, "s") + steps
+    again = write_mib(tmp_path / "next.mib", new, hdr={"Frames in Acquisition": 0}, timestamps=later)
+    blocks = follow(path, timeout=5, block_frames=3, poll=0.01)
+    first, block = next(blocks)
+    np.testing.assert_array_equal(block, decoded(path))
+    if how == "rewritten":  # cut to nothing and rewritten in place, grown past the frames seen
+        with open(path, "r+b") as f:
+            f.truncate(0)
+            f.write(again.read_bytes())
+        message = "frame 0's header changed after 3 frames were handed over"
+    elif how == "replaced":
+        os.replace(again, path)
+        message = "the file was replaced after 3 frames"
+    elif how == "new hdr":
+        path.with_suffix(".hdr").write_bytes(hdr[:-8] + b"changed!")  # the new acquisition's
+        message = r"live\.hdr: the \.hdr changed after 3 frames"
+    else:
+        path.unlink()
+        message = "the file was removed after 3 frames"
+    with pytest.raises(MIBFormatError, match=message):
+        next(blocks)
