@@ -72,8 +72,10 @@ class MerlinControl:
         The reply must be complete by ``deadline`` (``time.monotonic()``; default
         ``timeout`` seconds from now), however slowly its bytes come.
         """
-        sock = self._connect()
         name = f"Merlin control port {self.host}:{self.port}"
+        if not body.isascii():
+            raise ValueError(f"{name}: {body!r} is not ASCII text, which the control port takes")
+        sock = self._connect()
         if deadline is None:
             deadline = time.monotonic() + self.timeout
         try:

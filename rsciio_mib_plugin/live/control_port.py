@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from ..format.control import parse_request, reply_text
@@ -23,14 +24,17 @@ SOFT_TRIGGER = 5
 
 def _whole(low: int, high: int | None = None):
     def check(text: str) -> bool:
-        return text.strip().isdigit() and int(text) >= low and (high is None or int(text) <= high)
+        text = text.strip()  # ASCII digits only ("²".isdigit() is true too), short enough for int()
+        if not (text.isascii() and text.isdigit() and len(text) <= 18):
+            return False
+        return low <= int(text) and (high is None or int(text) <= high)
 
     return check
 
 
 def _positive_number(text: str) -> bool:
     try:
-        return float(text) > 0
+        return math.isfinite(float(text)) and float(text) > 0
     except ValueError:
         return False
 

@@ -10,6 +10,7 @@ import os
 import re
 import select
 import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -19,7 +20,7 @@ from ..format.mpx import frame_prefix, mpx_message
 from ..reader.acquisition import Acquisition
 from ..sources.source import pread
 from .control_port import SOFT_TRIGGER
-from .detector import Detector, close_socket
+from .detector import TICK, Detector, close_socket
 
 _MORE = getattr(socket, "MSG_MORE", 0)
 
@@ -47,12 +48,11 @@ class DataPort:
         self.drop_frames, self.close_after = frozenset(drop_frames), close_after
         self.client: socket.socket | None = None
 
-    def connected(self, client: socket.socket) -> None:
-        """A new data connection replaces the previous one."""
+    def connected(self, client: socket.socket) -> socket.socket | None:
+        """A new data connection replaces the previous one (returned, for its owner to close)."""
         with self.detector.lock:
             old, self.client = self.client, client
-        if old is not None:
-            close_socket(old)
+        return old
 
     def acquire(self, parameters: dict[str, str]) -> None:
         """Send one acquisition to the data connection (waiting up to 10 s for one)."""
@@ -73,7 +73,7 @@ class DataPort:
             total = int(parameters["NUMFRAMESTOACQUIRE"])  # 0: until STOPACQUISITION
             per_trigger = int(parameters["NUMFRAMESPERTRIGGER"])
             soft = int(parameters["TRIGGERSTART"]) == SOFT_TRIGGER
-            link = _Link(client, self.close_after)
+            link = _Link(client, self.close_after, detector.stop)
             if self.hdr_bytes is not None:
                 link.send(mpx_message(_hdr_with_frames(self.hdr_bytes, self.hdr_frames, total)))
             fd = os.open(self.segment.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
@@ -128,11 +128,16 @@ class _LinkClosed(Exception):
 
 
 class _Link:
-    """The data connection of one acquisition, cut after ``close_after`` bytes if asked."""
+    """The data connection of one acquisition, cut after ``close_after`` bytes if asked.
 
-    def __init__(self, sock: socket.socket, close_after: int | None):
-        self.sock, self.close_after, self.sent = sock, close_after, 0
-        sock.settimeout(None)
+    The socket does not block: a client that stops reading holds a send only
+    until ``stop`` is set (STOPACQUISITION, the simulator closing), looked at
+    every :data:`.detector.TICK` seconds.
+    """
+
+    def __init__(self, sock: socket.socket, close_after: int | None, stop: threading.Event):
+        self.sock, self.close_after, self.stop, self.sent = sock, close_after, stop, 0
+        sock.setblocking(False)
 
     def _room(self, n: int) -> int:
         if self.close_after is None:
@@ -143,9 +148,24 @@ class _Link:
         close_socket(self.sock)
         raise _LinkClosed(f"data connection closed after {self.sent} bytes, as asked (close_after)", self.sent)
 
+    def _wait(self, done: int) -> None:
+        """Wait until the client takes more bytes, or the acquisition is stopped."""
+        while not select.select([], [self.sock], [], TICK)[1]:
+            if self.stop.is_set():
+                raise _LinkClosed(
+                    f"acquisition stopped while the client was not reading ({self.sent + done} bytes sent)",
+                    self.sent + done,
+                )
+
     def send(self, data: bytes, more: bool = False) -> None:
         room = self._room(len(data))
-        self.sock.sendall(data[:room], _MORE if more and room == len(data) else 0)
+        view, done = memoryview(data)[:room], 0
+        flags = _MORE if more and room == len(data) else 0
+        while done < room:
+            try:
+                done += self.sock.send(view[done:], flags)
+            except BlockingIOError:
+                self._wait(done)
         self.sent += room
         if room < len(data):
             self._cut()
@@ -154,10 +174,14 @@ class _Link:
         room = self._room(count)
         done = 0
         while done < room:
-            if hasattr(os, "sendfile"):
-                n = os.sendfile(self.sock.fileno(), fd, offset + done, room - done)
-            else:  # pragma: no cover (Windows)
-                n = self.sock.send(pread(fd, min(room - done, 1 << 20), offset + done))
+            try:
+                if hasattr(os, "sendfile"):
+                    n = os.sendfile(self.sock.fileno(), fd, offset + done, room - done)
+                else:  # pragma: no cover (Windows)
+                    n = self.sock.send(pread(fd, min(room - done, 1 << 20), offset + done))
+            except BlockingIOError:
+                self._wait(done)
+                continue
             if n == 0:
                 raise OSError(f"{self.sock}: could not send from the file")
             done += n

@@ -29,6 +29,9 @@ from .control_port import ControlPort, initial_parameters
 from .data_port import DataPort
 from .detector import TICK, Detector, close_socket
 
+#: Control connections open at once; more are closed at once (a flood would hold a thread each).
+MAX_CONTROL_CLIENTS = 16
+
 
 class MerlinSimulator:
     """Serve a ``.mib`` file as a Merlin detector would.
@@ -95,6 +98,7 @@ class MerlinSimulator:
         )
         self._threads: list[threading.Thread] = []
         self._sockets: list[socket.socket] = []
+        self._control_clients = 0
 
     @property
     def parameters(self) -> dict[str, str]:
@@ -150,7 +154,16 @@ class MerlinSimulator:
         return s
 
     def _spawn(self, target, *args) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)
+        """Run ``target(*args)`` in a thread that is forgotten once it ends."""
+
+        def run():
+            try:
+                target(*args)
+            finally:
+                with self.detector.lock:
+                    self._threads.remove(thread)
+
+        thread = threading.Thread(target=run, daemon=True)
         with self.detector.lock:
             self._threads.append(thread)
         thread.start()
@@ -167,12 +180,27 @@ class MerlinSimulator:
                 self._sockets.append(client)
             handle(client, address)
 
+    def _forget(self, s: socket.socket) -> None:
+        """Close a connection and drop it from those :meth:`close` ends."""
+        close_socket(s)
+        with self.detector.lock:
+            if s in self._sockets:
+                self._sockets.remove(s)
+
     def _control_client(self, client: socket.socket, address) -> None:
+        with self.detector.lock:
+            clients = self._control_clients
+        if clients >= MAX_CONTROL_CLIENTS:
+            self.log(f"control connection from {address[0]}:{address[1]} refused: {clients} already open")
+            self._forget(client)
+            return
         self.log(f"control connection from {address[0]}:{address[1]}")
         client.settimeout(TICK)
         self._spawn(self._control_loop, client)
 
     def _control_loop(self, client: socket.socket) -> None:
+        with self.detector.lock:
+            self._control_clients += 1
         try:
             while not self.detector.closing.is_set():
                 prefix = self._receive(client, PREFIX)
@@ -185,7 +213,9 @@ class MerlinSimulator:
         except (OSError, MIBFormatError):
             pass  # a client that sends garbage or goes away is dropped
         finally:
-            close_socket(client)
+            self._forget(client)
+            with self.detector.lock:
+                self._control_clients -= 1
 
     def _receive(self, client: socket.socket, n: int) -> bytes | None:
         data = bytearray()
@@ -214,7 +244,9 @@ class MerlinSimulator:
 
     def _data_connected(self, client: socket.socket, address) -> None:
         self.log(f"data connection from {address[0]}:{address[1]}")
-        self.data.connected(client)
+        old = self.data.connected(client)
+        if old is not None:
+            self._forget(old)
         if self.start_on_connect:
             self.control.command("STARTACQUISITION")
 

@@ -732,3 +732,110 @@ def test_follow_detects_a_file_rewritten_or_replaced(tmp_path, how):
         message = "the file was removed after 3 frames"
     with pytest.raises(MIBFormatError, match=message):
         next(blocks)
+
+
+HUGE_SCAN_WATCH = """
+import resource, sys
+import numpy as np
+from rsciio_mib_plugin import write_mib
+write_mib("big.mib", np.ones((8, 256, 256), np.uint16), hdr={"ScanX": 60000, "ScanY": 60000, "Frames in Acquisition": 8})
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # the 60000 x 60000 scan would need 26.8 GiB
+from rsciio_mib_plugin.cli import main
+sys.exit(main(["watch", "big.mib", "--timeout", "1", "--interval", "0"]))
+"""
+
+
+def test_watch_checks_a_huge_hdr_scan_against_the_frames(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", HUGE_SCAN_WATCH], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "8 frames seen" in done.stdout
+    assert "scan shape (60000, 60000) needs 3600000000 frames, the file holds 8" in done.stderr
+    assert (tmp_path / "big_live.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _until(condition, seconds: float = 10) -> bool:
+    """Whether ``condition()`` became true within ``seconds`` (looked at every 50 ms)."""
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_serve_survives_hostile_clients(scan):
+    """`SET,NUMFRAMESTOACQUIRE,²` killed the control thread; every connection left a thread and a socket
+    behind; STOPACQUISITION could not end a send to a client that stopped reading."""
+    from rsciio_mib_plugin.live.simulator import MAX_CONTROL_CLIENTS
+
+    with MerlinSimulator(scan, data_port=0, control_port=0) as sim:
+        control, data = sim.ports
+        baseline = (len(sim._threads), len(sim._sockets))  # the two listeners and their accept loops
+        from rsciio_mib_plugin.format.mpx import mpx_message
+
+        with socket.create_connection(("127.0.0.1", control), timeout=10) as s:
+            for request in ("SET,NUMFRAMESTOACQUIRE,²", "SET,NUMFRAMESTOACQUIRE,٣", "SET,NUMFRAMESTOACQUIRE," + "9" * 4000,
+                            "SET,NUMFRAMESTOACQUIRE,-1", "SET,NUMFRAMESTOACQUIRE, ", "SET,ACQUISITIONTIME,inf",
+                            "SET,ACQUISITIONTIME,nan"):  # fmt: skip
+                s.sendall(mpx_message(request.encode("utf-8")))
+                reply = s.recv(8192)
+                assert reply.endswith(b",3"), (request, reply)  # out of range; the connection still answers
+            s.sendall(mpx_message(b"GET,NUMFRAMESTOACQUIRE"))
+            assert s.recv(8192).endswith(b"GET,NUMFRAMESTOACQUIRE,8,0")
+        with MerlinControl(port=control, timeout=10) as merlin, pytest.raises(ValueError, match="not ASCII"):
+            merlin.set("NUMFRAMESTOACQUIRE", "²")
+        for _ in range(40):  # connections opened and closed, some mid-request
+            with socket.create_connection(("127.0.0.1", control), timeout=10) as s:
+                s.sendall(b"MPX,0000000")
+            socket.create_connection(("127.0.0.1", data), timeout=10).close()
+        # what is left: the listeners, their accept loops and the latest data connection (kept until replaced)
+        left = lambda: (len(sim._threads), len(sim._sockets)) == (baseline[0], baseline[1] + 1)  # noqa: E731
+        assert _until(left), (sim._threads, sim._sockets)
+        held = [socket.create_connection(("127.0.0.1", control), timeout=10) for _ in range(MAX_CONTROL_CLIENTS + 4)]
+        try:
+            assert _until(lambda: len(sim._threads) == baseline[0] + MAX_CONTROL_CLIENTS)
+            assert held[-1].recv(1) == b""  # one too many: closed by the simulator
+        finally:
+            for s in held:
+                s.close()
+        # A client that connects to the data port and never reads: a continuous acquisition fills the
+        # socket buffers; STOPACQUISITION still ends it, and the detector takes the next one.
+        sleeper = socket.create_connection(("127.0.0.1", data), timeout=10)
+        try:
+            with MerlinControl(port=control, timeout=10) as merlin:
+                merlin.set("NUMFRAMESTOACQUIRE", 0)
+                merlin.cmd("STARTACQUISITION")
+                time.sleep(1)  # long enough to fill every buffer between us
+                assert merlin.get("DETECTORSTATUS") == "1"
+                merlin.cmd("STOPACQUISITION")
+                assert _until(lambda: merlin.get("DETECTORSTATUS") == "0")
+                assert sim.acquisitions == 1
+        finally:
+            sleeper.close()
+        merlin_data = list(stream(data_port=data, control_port=control, start=True, frames=8, timeout=10))
+    assert sum(len(b) for _, b in merlin_data) == 8
+
+
+def test_control_port_answers_any_request_text(scan):
+    """Whatever text arrives (any characters, any lengths), the reply ends in a status code."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from rsciio_mib_plugin.live.control_port import SETTABLE
+
+    sim = MerlinSimulator(scan, data_port=0, control_port=0)  # not started: answers only
+    names = st.sampled_from([*SETTABLE, "DETECTORSTATUS", "STARTACQUISITION", "NOSUCH", ""])
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.sampled_from(["GET", "SET", "CMD", "", "set"]), names, st.text(max_size=40))
+    def check(kind, name, value):
+        if kind == "CMD" and name == "STARTACQUISITION":
+            return  # would start sending; covered on real ports above
+        reply = sim.answer(f"{kind},{name},{value}")
+        assert reply.rsplit(",", 1)[1] in ("0", "1", "2", "3"), reply
+
+    check()
