@@ -1,14 +1,17 @@
-"""Fuzz campaign: mutated .mib files, captures and .hdr files, read every way.
+"""Fuzz campaign: mutated .mib files, captures and .hdr files read every way; a hostile detector
+on loopback (data and control ports); hostile reference files (``fuzz_surfaces.py``).
 
-Not a test (it takes minutes): the outcome of each read must be data, a
-``MIBFormatError``, or a documented ``ValueError``/``TypeError`` naming the
-argument; anything else is a finding. Each batch runs in its own process with
-a time limit, so a crash (a signal) or a hang is seen as such.
+Not a test (it takes minutes): the outcome of each case must be data or a documented
+error (``MIBFormatError``; for live calls also ``TimeoutError``, ``ConnectionError`` and
+``MerlinCommandError``); anything else is a finding, and so is a live call that overruns
+its timeout, a reference that returns a planted key's bytes, or any change to a file
+outside the work folder. Each batch runs in its own process with a time and memory limit
+(8 GiB address space), so a crash (a signal), a hang or a runaway allocation is seen.
 
-    python benchmarks/fuzz_campaign.py --files 20000 --samples ../shared/data/merlin
+    python benchmarks/fuzz_campaign.py --files 20000 --detector 3000 --control 2000 --references 3000
 
-Prints one line per batch and a summary: files, reads, outcomes by kind, crashes,
-hangs, and the first recipe of every unexpected exception.
+Prints one line per batch and a summary: cases, outcomes by kind, crashes, hangs, files
+touched, and the first recipe of every unexpected outcome.
 """
 
 from __future__ import annotations
@@ -30,56 +33,15 @@ from pathlib import Path
 import numpy as np
 from rsciio_mib_plugin import MIBFormatError, file_reader, load_mib_data
 
+sys.path.insert(0, sys.argv[5])
+from fuzz_surfaces import mutate
+
 seeds = [Path(p) for p in json.loads(sys.argv[1])]
 start, count, folder = int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
 warnings.simplefilter("ignore")
 rng = random.Random(start)
 outcomes = {}
 first = {}
-
-def mutate(raw: bytes) -> bytes:
-    raw = bytearray(raw)
-    kind = rng.randrange(7)
-    if kind == 0:  # random bytes in a header region
-        frame = raw.find(b"MQ1,", rng.randrange(max(1, len(raw))))
-        at = (frame if frame >= 0 else 0) + rng.randrange(400)
-        for _ in range(rng.randrange(1, 9)):
-            if at < len(raw):
-                raw[at] = rng.randrange(256)
-            at += 1
-    elif kind == 1:  # a whole header field replaced
-        frame = raw.find(b"MQ1,", rng.randrange(max(1, len(raw))))
-        frame = frame if frame >= 0 else 0
-        head = bytes(raw[frame:frame + 384])
-        fields = head.split(b",")
-        i = rng.randrange(len(fields))
-        fields[i] = rng.choice([b"", b"-1", b"0", b"9" * rng.randrange(1, 400), b"1e400", b"nan", b"U07", b"R64",
-                                b"  2x2G", b"3000-01-01T00:00:00Z", b"12", b"24", b"\x1b[31m", b"abc"])
-        new = b",".join(fields)[:len(head)].ljust(len(head), b"\x00")
-        raw[frame:frame + len(head)] = new
-    elif kind == 2:  # truncated
-        del raw[rng.randrange(len(raw) + 1):]
-    elif kind == 3:  # bytes inserted or deleted mid-file
-        at = rng.randrange(len(raw) + 1)
-        if rng.random() < 0.5:
-            raw[at:at] = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 5)))
-        else:
-            del raw[at:at + rng.randrange(1, 5)]
-    elif kind == 4:  # MPX prefix length damaged
-        at = raw.find(b"MPX,", rng.randrange(max(1, len(raw))))
-        if at >= 0:
-            raw[at + 4:at + 14] = f"{rng.choice([0, 1, 2, 3, 4, 5, 10**9, rng.randrange(10**10)]):010d}".encode()
-    elif kind == 5:  # a frame header copied from elsewhere
-        a = raw.find(b"MQ1,", rng.randrange(max(1, len(raw))))
-        b = raw.find(b"MQ1,", rng.randrange(max(1, len(raw))))
-        if a >= 0 and b >= 0:
-            raw[b:b + 64] = raw[a:a + 64][: len(raw[b:b + 64])]
-    else:  # flipped bits anywhere
-        for _ in range(rng.randrange(1, 17)):
-            if raw:
-                i = rng.randrange(len(raw))
-                raw[i] ^= 1 << rng.randrange(8)
-    return bytes(raw)
 
 def record(kind, recipe=None):
     outcomes[kind] = outcomes.get(kind, 0) + 1
@@ -88,7 +50,7 @@ def record(kind, recipe=None):
 
 for n in range(start, start + count):
     seed = seeds[n % len(seeds)]
-    raw = mutate(seed.read_bytes())
+    raw = mutate(seed.read_bytes(), rng)
     path = folder / f"f{n % 4}{seed.suffix}"
     path.write_bytes(raw)
     hdr = seed.with_suffix(".hdr")
@@ -156,71 +118,129 @@ def seeds(folder: Path, samples: Path | None) -> list[Path]:
     return out
 
 
+def planted(folder: Path, written: list[Path]) -> list[Path]:
+    """Reference files of the written seeds, and what hostile ones may point at instead (a planted
+    key, the same bytes named ``.mib``, another real ``.mib``): ``planted.json`` beside them."""
+    from fuzz_surfaces import SECRET
+
+    from rsciio_mib_plugin import write_references
+
+    refs = folder / "references"
+    refs.mkdir()
+    out = []
+    for path in written:
+        if path.stem in ("raw1", "rawquad", "capture"):  # RAW frames have no byte range; refused by design
+            continue
+        write_references(path, refs / f"{path.stem}.json")
+        out.append(refs / f"{path.stem}.json")
+    secret = folder / "secret"
+    secret.mkdir()
+    (secret / "id_rsa").write_bytes(SECRET * 4096)
+    (secret / "id_rsa.mib").write_bytes(SECRET * 4096)
+    other = secret / "other.mib"
+    other.write_bytes(written[0].read_bytes())
+    names = {"key": secret / "id_rsa", "key.mib": secret / "id_rsa.mib", "other.mib": other}
+    (refs / "planted.json").write_text(json.dumps({k: str(v) for k, v in names.items()}))
+    return out
+
+
+def snapshot(folder: Path, skip: Path) -> dict[str, tuple[int, int]]:
+    """Size and modification time of every file under ``folder`` but ``skip``: what no case may touch."""
+    return {
+        str(p): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in folder.rglob("*")
+        if p.is_file() and skip not in p.parents
+    }
+
+
+def _limit_memory() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+
+#: Address space of a worker: an allocation sized by a hostile number fails as a MemoryError (a finding).
+MEMORY_LIMIT = 8 << 30
+#: The documented outcomes: anything else is a finding.
+EXPECTED = {"data", "MIBFormatError", "TimeoutError", "ConnectionError", "MerlinCommandError"}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--files", type=int, default=20000)
+    parser.add_argument("--files", type=int, default=20000, help="mutated files, read four ways each")
+    parser.add_argument("--detector", type=int, default=3000, help="hostile data-port streams")
+    parser.add_argument("--control", type=int, default=2000, help="hostile control-port replies")
+    parser.add_argument("--references", type=int, default=3000, help="hostile reference files")
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--timeout", type=float, default=600, help="seconds per batch before it counts as a hang")
     parser.add_argument(
         "--samples", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "merlin"
     )
     args = parser.parse_args()
+    here = str(Path(__file__).resolve().parent)
+    sys.path.insert(0, here)
     totals, first = collections.Counter(), {}
-    crashes = hangs = 0
+    crashes = hangs = touched = 0
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        found = [str(p) for p in seeds(folder, args.samples)]
+        files = seeds(folder, args.samples)
+        written = [p for p in files if p.parent.name == "written"]
+        refs = planted(folder, written)
         work = folder / "work"
         work.mkdir()
-        for start in range(0, args.files, args.batch):
-            count = min(args.batch, args.files - start)
-            try:
-                done = subprocess.run(
-                    [
-                        sys.executable,
-                        "-c",
-                        textwrap.dedent(WORKER),
-                        json.dumps(found),
-                        str(start),
-                        str(count),
-                        str(work),
-                    ],
-                    capture_output=True,
-                    text=True,
-                    timeout=args.timeout,
-                )
-            except subprocess.TimeoutExpired:
-                hangs += 1
-                print(f"batch {start}: HANG (over {args.timeout} s)", flush=True)
-                continue
-            if done.returncode != 0:
-                crashes += 1
-                print(f"batch {start}: CRASH exit {done.returncode}: {done.stderr[-500:]}", flush=True)
-                continue
-            result = json.loads(done.stdout.strip().splitlines()[-1])
-            totals.update(result["outcomes"])
-            for kind, recipe in result["first"].items():
-                first.setdefault(kind, recipe)
-            print(f"batch {start}: {dict(result['outcomes'])}", flush=True)
-    unexpected = {k: v for k, v in totals.items() if k not in ("data", "MIBFormatError")}
+        before = snapshot(folder, work)
+        surfaces = [
+            ("files", args.files, [sys.executable, "-c", textwrap.dedent(WORKER)], files),
+            ("detector", args.detector, [sys.executable, f"{here}/fuzz_surfaces.py", "detector"], written),
+            ("control", args.control, [sys.executable, f"{here}/fuzz_surfaces.py", "control"], written),
+            ("references", args.references, [sys.executable, f"{here}/fuzz_surfaces.py", "references"], refs),
+        ]
+        cases = {}
+        for surface, number, command, found in surfaces:
+            cases[surface] = number
+            for start in range(0, number, args.batch):
+                count = min(args.batch, number - start)
+                argv = [*command, json.dumps([str(p) for p in found]), str(start), str(count), str(work), here]
+                try:
+                    done = subprocess.run(
+                        argv, capture_output=True, text=True, timeout=args.timeout, cwd=work, preexec_fn=_limit_memory
+                    )
+                except subprocess.TimeoutExpired:
+                    hangs += 1
+                    print(f"{surface} {start}: HANG (over {args.timeout} s)", flush=True)
+                    continue
+                if snapshot(folder, work) != before:
+                    touched += 1
+                    print(f"{surface} {start}: a file outside the work folder changed", flush=True)
+                    before = snapshot(folder, work)
+                if done.returncode != 0:
+                    crashes += 1
+                    print(f"{surface} {start}: CRASH exit {done.returncode}: {done.stderr[-500:]}", flush=True)
+                    continue
+                result = json.loads(done.stdout.strip().splitlines()[-1])
+                totals.update({f"{surface}: {k}": v for k, v in result["outcomes"].items()})
+                for kind, recipe in result["first"].items():
+                    first.setdefault(f"{surface}: {kind}", recipe)
+                print(f"{surface} {start}: {dict(result['outcomes'])}", flush=True)
+    unexpected = {k: v for k, v in totals.items() if k.split(": ", 1)[1] not in EXPECTED}
     print(
         json.dumps(
             {
-                "files": args.files,
-                "seeds": len(found),
-                "reads": sum(totals.values()),
+                "cases": cases,
+                "seeds": len(files),
                 "outcomes": dict(totals),
                 "unexpected": unexpected,
                 "crashes": crashes,
                 "hangs": hangs,
+                "touched": touched,
                 "seconds": round(time.perf_counter() - started, 1),
                 "first_recipes": first,
             },
             indent=1,
         )
     )
-    return 1 if unexpected or crashes or hangs else 0
+    return 1 if unexpected or crashes or hangs or touched else 0
 
 
 if __name__ == "__main__":

@@ -24,6 +24,18 @@ from ..sources.atomic import refuse_existing, replacing
 from ..sources.source import Remote, is_url, public_url
 
 FORMAT = "rsciio_mib_plugin reference 1"
+ZGROUP = {"zarr_format": 2}
+#: Every array's ``.zarray`` but its shape, chunks and dtype: stored pixels, one chunk per frame.
+ZARRAY = {
+    "zarr_format": 2,
+    "compressor": None,
+    "filters": None,
+    "fill_value": 0,
+    "order": "C",
+    "dimension_separator": ".",
+}
+#: Pixel types of processed frames in a file (big-endian; 1, 6, 12 and 24-bit counters).
+STORED_DTYPES = ("|u1", ">u2", ">u4")
 
 
 def references(
@@ -59,7 +71,7 @@ def references(
     read_plan = ReadPlan.make(prop, Shaping(navigation_shape, first_frame, last_frame, sync_offset=sync_offset))
     plans = read_plan.plans
     geometry = prop.geometry
-    refs = {".zgroup": json.dumps({"zarr_format": 2})}
+    refs = {".zgroup": json.dumps(ZGROUP)}
     for plan, transform in zip(plans, read_plan.transforms):
         name = "data" if len(plans) == 1 else f"counter_{plan.counter}"
         frames = plan.frame_numbers()
@@ -68,17 +80,12 @@ def references(
         stand_in = np.broadcast_to(np.zeros((), geometry.dtype), nav + geometry.shape)
         info = signal_dict(stand_in, prop, plan, transform)
         refs[f"{name}/.zarray"] = json.dumps(
-            {
-                "zarr_format": 2,
-                "shape": list(nav + geometry.shape),
-                "chunks": [1] * len(nav) + list(geometry.shape),
-                "dtype": geometry.file_dtype.str,
-                "compressor": None,
-                "filters": None,
-                "fill_value": 0,
-                "order": "C",
-                "dimension_separator": ".",
-            }
+            dict(
+                ZARRAY,
+                shape=list(nav + geometry.shape),
+                chunks=[1] * len(nav) + list(geometry.shape),
+                dtype=geometry.file_dtype.str,
+            )
         )
         names = [axis.get("name") or f"axis_{i}" for i, axis in enumerate(info["axes"])]
         refs[f"{name}/.zattrs"] = json.dumps(
@@ -186,6 +193,8 @@ def check_references(refs, name: str, storage_options: dict | None = None, from_
                 (specs if leaf == ".zarray" else attrs)[head] = json.loads(value)
             except ValueError as err:
                 raise MIBFormatError(f"{name}: entry {key!r} is not JSON ({err})") from None
+            if key == ".zgroup" and attrs[""] != ZGROUP:
+                raise MIBFormatError(f"{name}: entry '.zgroup' must be {json.dumps(ZGROUP)}")
             continue
         if not (
             head
@@ -250,16 +259,46 @@ def _check_array(name, array, spec, attrs, entries, props) -> None:
                 f"{where_}, chunk {key}: bytes {offset}-{offset + length - 1} of {public_url(target)!r} are not the "
                 "pixels of one of its frames; refused"
             )
-    expected = {"chunks": [1] * len(nav) + list(frame), "compressor": None, "filters": None, "order": "C"}
-    if entries and any(spec.get(k) != v for k, v in expected.items()):
-        raise MIBFormatError(f"{where_}: .zarray must be {expected} (one stored frame per chunk), not {spec}")
-    blank = np.asarray((attrs.get("metadata") or {}).get("Signal", {}).get("blank_positions", False), bool)
+    expected = dict(ZARRAY, shape=shape, chunks=[1] * len(nav) + list(frame), dtype=spec.get("dtype"))
+    if spec != expected or spec.get("dtype") not in STORED_DTYPES:
+        raise MIBFormatError(
+            f"{where_}: .zarray must be {dict(expected, dtype=' or '.join(STORED_DTYPES))} "
+            f"(one stored frame per chunk), not {spec}"
+        )
+    blank = _checked_attrs(where_, attrs, shape)
     unlisted = int(np.prod(nav, dtype=np.int64)) - len({key for key, *_ in entries})
     if unlisted != int(blank.sum()):
         raise MIBFormatError(
             f"{where_}: declares {int(np.prod(nav, dtype=np.int64))} scan positions but lists frames for "
             f"{len(entries)}, and its metadata mark {int(blank.sum())} blank; refused rather than filled with zeros"
         )
+    sizes = [axis.get("size") if isinstance(axis, dict) else None for axis in attrs["axes"]]
+    if sorted(sizes, key=str) != sorted(shape, key=str):  # HyperSpy's order is not the array's
+        raise MIBFormatError(f"{where_}: .zattrs 'axes' of sizes {sizes} do not describe the shape {shape}")
+
+
+def _checked_attrs(where_: str, attrs, shape: list[int]) -> np.ndarray:
+    """The attributes :func:`read_reference` uses, checked (written by ``rsciio-mib reference``);
+    the scan positions the metadata mark blank."""
+    if not isinstance(attrs, dict) or not isinstance(attrs.get("rsciio_mib_plugin"), dict):
+        raise MIBFormatError(f"{where_}: its .zattrs were not written by rsciio-mib reference")
+    if attrs["rsciio_mib_plugin"].get("format") != FORMAT:
+        raise MIBFormatError(f"{where_}: its .zattrs were not written by rsciio-mib reference")
+    for key, kind in (("metadata", dict), ("original_metadata", dict), ("axes", list)):
+        if not isinstance(attrs.get(key), kind):
+            raise MIBFormatError(f"{where_}: .zattrs {key!r} must be a JSON {'object' if kind is dict else 'list'}")
+    nav = tuple(shape[:-2])
+    signal = attrs["metadata"].get("Signal", {})
+    value = signal.get("blank_positions") if isinstance(signal, dict) else None
+    if value is None:
+        return np.zeros(nav, bool)
+    try:
+        blank = np.asarray(value)
+    except ValueError:
+        blank = None
+    if blank is None or blank.dtype != bool or blank.shape != nav:
+        raise MIBFormatError(f"{where_}: metadata.Signal.blank_positions must be booleans of the scan's shape {nav}")
+    return blank
 
 
 def _is_payload(prop, offset: int) -> bool:
@@ -277,10 +316,8 @@ def read_reference(path, *, lazy: bool = False, flip_y: bool = True, storage_opt
 
     group = open_references(path, storage_options)
     out = []
-    for name, array in sorted(group.arrays()):
-        attrs = array.attrs.asdict()
-        if attrs.get("rsciio_mib_plugin", {}).get("format") != FORMAT:
-            raise MIBFormatError(f"{path}: array {name!r} was not written by rsciio-mib reference")
+    for _, array in sorted(group.arrays()):
+        attrs = array.attrs.asdict()  # checked by check_references
         data = da.from_zarr(array) if lazy else array[...]
         data = data.astype(data.dtype.newbyteorder("="))
         if flip_y:

@@ -126,3 +126,33 @@ def test_a_reference_cannot_send_requests_to_other_hosts_or_read_local_files_fro
             MIBFormatError, match=rf"edited.json: read from a URL, it points at the local file '{scan}'"
         ):
             file_reader(f"http://127.0.0.1:{port}/{local.name}")
+
+
+def _attrs(refs: dict, change) -> None:
+    attrs = json.loads(refs["data/.zattrs"])
+    change(attrs)
+    refs["data/.zattrs"] = json.dumps(attrs)
+
+
+def test_every_field_zarr_or_the_reader_uses_is_checked(refs):
+    """Found by benchmarks/fuzz_campaign.py: a ragged blank_positions list (ValueError) and a hostile
+    fill_value (zarr's MetadataError) escaped as other errors; attributes of the wrong kind would too."""
+    _, _, edited = refs
+    cases = [
+        (lambda r: _attrs(r, lambda a: a["metadata"].setdefault("Signal", {}).update(blank_positions=[[1, 0], [0]])),
+         "blank_positions must be booleans of the scan's shape"),
+        (lambda r: _attrs(r, lambda a: a["metadata"].setdefault("Signal", {}).update(blank_positions=True)),
+         "blank_positions must be booleans of the scan's shape"),
+        (lambda r: _spec(r, fill_value="F"), "one stored frame per chunk"),
+        (lambda r: _spec(r, fill_value=[{"id": "delta"}]), "one stored frame per chunk"),
+        (lambda r: _spec(r, dimension_separator="/"), "one stored frame per chunk"),
+        (lambda r: r.__setitem__(".zgroup", json.dumps({"zarr_format": 3})), "'.zgroup' must be"),
+        (lambda r: _attrs(r, lambda a: a.update(axes="x")), "'axes' must be a JSON list"),
+        (lambda r: _attrs(r, lambda a: a.update(metadata=[])), "'metadata' must be a JSON object"),
+        (lambda r: _attrs(r, lambda a: a.update(original_metadata=None)), "'original_metadata' must be a JSON object"),
+        (lambda r: _attrs(r, lambda a: a.update(rsciio_mib_plugin="x")), "not written by rsciio-mib reference"),
+        (lambda r: _attrs(r, lambda a: a["axes"][0].update(size=10**9)), "'axes' of sizes .* do not describe"),
+    ]  # fmt: skip
+    for change, message in cases:
+        with pytest.raises(MIBFormatError, match=rf"edited.json: .*{message}"):
+            file_reader(str(edited(change)), lazy=True)
