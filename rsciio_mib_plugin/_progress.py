@@ -22,12 +22,13 @@ def wanted(show: bool | None) -> bool:
 
 
 def progress_bar(show: bool | None, total: int | None, unit: str, desc: str):
-    """A tqdm bar on stderr counting ``unit`` (``"B"``: bytes, shown in binary multiples), or ``None``."""
+    """A tqdm bar on stderr counting ``unit`` (``"B"``: bytes, shown in kB, MB, GB as every report
+    of the package counts them), or ``None``."""
     if not wanted(show):
         return None
     from tqdm.auto import tqdm
 
-    scale = {"unit_scale": True, "unit_divisor": 1024} if unit == "B" else {}
+    scale = {"unit_scale": True, "unit_divisor": 1000} if unit == "B" else {}
     return tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, **scale)
 
 

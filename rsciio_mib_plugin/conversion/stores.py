@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import math
 import os
 import threading
@@ -219,27 +220,110 @@ def _fail_safe(path: Path, mode: str):
 
 
 def write_signal(temp: Path, codec: Codec, signal: dict, summaries: dict) -> None:
-    """HyperSpy writes everything but the data set (already there) into ``temp``: axes,
-    metadata with ``metadata.Summaries``, original_metadata. As ``signal.save`` does, through
-    RosettaSciIO's writer; an hspy archive through :func:`_fail_safe`."""
+    """Everything but the data set (already there) into ``temp``: axes, metadata with
+    ``metadata.Summaries``, original_metadata, written by RosettaSciIO's writer from the dictionary
+    ``signal.save`` would give (:func:`saved_dictionary`); an hspy archive through :func:`_fail_safe`.
+    A write the writer only logs (a full disk while it writes the metadata) is raised."""
     import importlib
 
-    from hyperspy.io import dict2signal
-    from hyperspy.misc.utils import get_object_package_info
-
-    s = dict2signal(signal, lazy=True)
-    s.metadata.set_item("Summaries", summaries)
-    info = s._to_dictionary(add_models=True)
-    info["package_info"] = get_object_package_info(s)
-    info["attributes"]["_lazy"] = False  # the writer would look for the file a lazy signal was read from
+    info = saved_dictionary(signal, summaries)
     writer = importlib.import_module(f"rsciio.{codec.format}").file_writer
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _raising_write_errors():
         warnings.simplefilter("ignore", FutureWarning)  # zarr's notes about its next major version
         if codec.format == "zspy":
             writer(str(temp), info, write_dataset=False)
         else:
             with _fail_safe(temp, "r+b") as raw:
                 writer(raw, info, write_dataset=False)  # mode "a": the data set is kept
+
+
+def saved_dictionary(signal: dict, summaries: dict) -> dict:
+    """What ``dict2signal(signal).save()`` hands RosettaSciIO's writer (``s._to_dictionary()`` and
+    the signal class's package), made without building the signal: HyperSpy would import the
+    class's package (pyxem, seconds) to make an object that is only written out."""
+    import copy
+
+    metadata = copy.deepcopy(signal["metadata"])
+    metadata["Summaries"] = summaries
+    metadata.setdefault("_HyperSpy", {})["Folding"] = {
+        "unfolded": False,
+        "signal_unfolded": False,
+        "original_shape": None,
+        "original_axes_manager": None,
+    }
+    axes = [
+        {
+            "_type": "UniformDataAxis",
+            "name": axis["name"],
+            "units": axis["units"],
+            "navigate": axis["navigate"],
+            "is_binned": False,
+            "size": axis["size"],
+            "scale": axis["scale"],
+            "offset": axis["offset"],
+        }
+        for axis in signal["axes"]
+    ]
+    return {
+        "data": signal["data"],
+        "axes": axes,
+        "metadata": metadata,
+        "original_metadata": signal["original_metadata"],
+        "learning_results": {},
+        "models": {},
+        "tmp_parameters": {},
+        "attributes": {"_lazy": False, "ragged": False},
+        "package_info": signal_package(metadata["Signal"].get("signal_type", ""), len(signal["data"].shape)),
+    }
+
+
+def signal_package(signal_type: str, ndim: int) -> dict:
+    """``package_info`` of the class HyperSpy gives a 2-D signal of ``signal_type`` (pyxem's for
+    ``electron_diffraction`` when pyxem is installed), found in HyperSpy's extension registry
+    without importing the package."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from hyperspy.extensions import ALL_EXTENSIONS
+
+    package = "hyperspy"
+    for spec in ALL_EXTENSIONS["signals"].values():
+        names = [spec.get("signal_type")] + list(spec.get("signal_type_aliases") or [])
+        if signal_type in names and spec.get("signal_dimension") == 2 and spec.get("dtype") == "real":
+            if not spec.get("lazy") and ndim >= 2:
+                package = spec["module"].split(".")[0]
+                break
+    try:
+        return {"package": package, "package_version": version(package)}
+    except PackageNotFoundError:
+        return {"package": package, "package_version": ""}
+
+
+class _WriteErrors(logging.Handler):
+    """OS errors RosettaSciIO's writer logs and goes on after (a full disk while writing attributes)."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.errors: list[OSError] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and isinstance(record.exc_info[1], OSError):
+            self.errors.append(record.exc_info[1])
+
+
+@contextlib.contextmanager
+def _raising_write_errors():
+    """Raise the first OS error the writer logged (its 20-line log record is not shown)."""
+    logger = logging.getLogger("rsciio._hierarchical")
+    handler, propagate = _WriteErrors(), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+    if handler.errors:
+        raise handler.errors[0]
 
 
 def chunks_of(block: np.ndarray, nav_slices, chunks: tuple[int, ...], shape: tuple[int, ...]):

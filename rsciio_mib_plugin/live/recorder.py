@@ -289,12 +289,16 @@ def _reserve(fd: int, nbytes: int) -> None:
     blocks ran at 4.4-6.1 GB/s where a file growing write by write took
     0.4-1.2 GB/s (ext4 on this project's VMs), and the size still grows only
     with what is written, so :func:`follow` sees complete frames only.
-    Elsewhere, or when it fails, the writes allocate as they go.
+    Elsewhere, or when it fails, the writes allocate as they go. At most half
+    the free space is reserved: a stream announcing 10**12 frames (a corrupt
+    HDR) would otherwise fill the disk for every other program while it lasts.
     """
     try:
+        free = os.fstatvfs(fd)
         fallocate = ctypes.CDLL(None, use_errno=True).fallocate
-    except (OSError, AttributeError, TypeError):  # no C library by that name (Windows)
+    except (OSError, AttributeError, TypeError):  # no statvfs, no C library by that name (Windows)
         return
+    nbytes = min(nbytes, free.f_bavail * free.f_frsize // 2)
     fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
     fallocate(fd, 1, 0, nbytes)  # 1: FALLOC_FL_KEEP_SIZE
 

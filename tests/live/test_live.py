@@ -839,3 +839,22 @@ def test_control_port_answers_any_request_text(scan):
         assert reply.rsplit(",", 1)[1] in ("0", "1", "2", "3"), reply
 
     check()
+
+
+def test_record_reserves_at_most_half_the_free_space(tmp_path, monkeypatch):
+    """An HDR announcing 10**12 frames made record reserve the whole disk while it ran."""
+    import os
+
+    from rsciio_mib_plugin.live import recorder
+
+    class Free:
+        f_bavail, f_frsize = 4096, 16384  # 64 MiB free
+
+    monkeypatch.setattr(os, "fstatvfs", lambda fd: Free)
+    fd = os.open(tmp_path / "r.mib", os.O_CREAT | os.O_WRONLY)
+    try:
+        recorder._reserve(fd, 256 << 20)  # more than the 64 MiB "free"
+        assert 0 < os.fstat(fd).st_blocks * 512 <= 32 << 20
+        assert os.fstat(fd).st_size == 0
+    finally:
+        os.close(fd)

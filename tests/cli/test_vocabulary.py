@@ -1,0 +1,57 @@
+"""One vocabulary, true figures (issue 25): what the command line imports, says and exits with."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from rsciio_mib_plugin import convert, write_mib
+
+RNG = np.random.default_rng(25)
+
+
+def cli(*args, cwd=None, importtime: bool = False):
+    env = dict(os.environ, MPLBACKEND="Agg")
+    flags = ["-X", "importtime"] if importtime else []
+    return subprocess.run(
+        [sys.executable, *flags, "-m", "rsciio_mib_plugin", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def scan(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("vocabulary")
+    data = RNG.poisson(3, size=(6, 8, 256, 256)).astype(np.uint16)
+    return write_mib(folder / "scan.mib", data, hdr={"ScanX": 8, "ScanY": 6})
+
+
+@pytest.mark.parametrize("command", ["info", "view", "convert"])
+def test_commands_do_not_import_pyxem(scan, tmp_path, command):
+    """Writing an archive or a picture needs no signal class: pyxem took about 6 s to import."""
+    extra = {"info": [], "view": ["-o", tmp_path / "v.png"], "convert": ["-o", tmp_path / "out"]}[command]
+    done = cli(command, scan, *extra, importtime=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
+    assert imported and not [m for m in imported if m.split(".")[0] == "pyxem"]
+
+
+def test_convert_reports_the_speed_of_the_conversion(scan, tmp_path):
+    """Its MB/s is the bytes over the time the conversion took (not the time of imports before it)."""
+    import rsciio.zspy  # noqa: F401  - imported before the clock, as the command line does before its own
+
+    began = time.perf_counter()
+    (report,) = convert(scan, tmp_path)
+    seconds = time.perf_counter() - began
+    assert report["bytes_read"] == os.path.getsize(scan)
+    assert report["seconds"] <= seconds
+    assert abs(report["bytes_read"] / report["seconds"] / (report["bytes_read"] / seconds) - 1) < 0.2
