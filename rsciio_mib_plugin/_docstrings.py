@@ -14,7 +14,7 @@ FILENAME = """filename : str, pathlib.Path, URL or file object
 STORAGE_OPTIONS = """storage_options : dict, optional
         For a URL: passed to fsspec (credentials, ``endpoint_url`` in
         ``client_kwargs``, ...). Needs the ``remote`` extra
-        (``pip install 'rsciio-mib-plugin[remote]'``) for ``s3://`` and
+        (``pip install ".[remote]"`` in the clone) for ``s3://`` and
         ``http(s)://``."""
 
 LAZY = """lazy : bool, default=False

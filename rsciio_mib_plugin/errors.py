@@ -10,6 +10,27 @@ class MIBFormatError(ValueError):
     """
 
 
+class MissingPackage(ImportError):
+    """An optional package a feature needs is not installed; the message is one sentence naming
+    the extra that installs it, as a clone installs it (the package is not on PyPI)."""
+
+    def __init__(self, what: str, package: str, extra: str):
+        super().__init__(
+            f"{what} needs {package}, which the '{extra}' extra installs "
+            f'(pip install ".[{extra}]" in the rsciio_mib_plugin folder)',
+            name=package,
+        )
+
+
+class OutputExists(FileExistsError):
+    """An output exists and ``overwrite`` was not given; ``paths`` are the outputs."""
+
+    def __init__(self, *paths):
+        self.paths = [str(p) for p in paths]
+        names = ", ".join(self.paths)
+        super().__init__(f"{names} {'exists' if len(paths) == 1 else 'exist'}; pass overwrite=True to replace")
+
+
 class MIBWarning(UserWarning):
     """Something was dropped or guessed while reading (frames, lines, side files)."""
 

@@ -7,11 +7,13 @@ Errors are one line on stderr; ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import sys
 import threading
 import warnings
 
+from ..errors import MIBFormatError, MissingPackage, OutputExists
 from .parser import build_parser
 from .report import error, one_line_warnings
 
@@ -28,18 +30,33 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = one_line_warnings(args.command)
         try:
             return args.run(args)
-        except ImportError as err:
-            if args.debug:
-                raise
-            error(args.command, f"{err}; install it with: pip install {err.name or 'the missing module'}")
-        except (OSError, ValueError, TypeError, RuntimeError) as err:
-            if args.debug:
-                raise
-            error(args.command, str(err))
         except KeyboardInterrupt:
             error(args.command, "interrupted")
             return 130
-    return 1
+        except (OSError, ValueError, TypeError, RuntimeError, ImportError) as err:
+            if args.debug:
+                raise
+            message, code = explain(err, vars(args))
+            error(args.command, message)
+            return code
+
+
+def explain(err: Exception, options: dict) -> tuple[str, int]:
+    """The one line the command line says for ``err``, and its exit code: 2 for wrong usage (an
+    argument out of range: the API names it as `name`, said here as its option), 1 otherwise."""
+    if isinstance(err, OutputExists):
+        return f"{', '.join(err.paths)} {'exists' if len(err.paths) == 1 else 'exist'}; add --overwrite to replace", 1
+    if isinstance(err, ImportError) and not isinstance(err, MissingPackage):
+        return f"this needs the Python package {err.name or str(err)}, which is not installed", 1
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return f"{err.filename}: {err.strerror[0].lower()}{err.strerror[1:]}", 1
+    message = str(err)
+    named = re.match(r"`(\w+)`", message)
+    if isinstance(err, (ValueError, TypeError)) and not isinstance(err, MIBFormatError) and named:
+        if named[1] in options:
+            message = f"--{named[1].replace('_', '-')}" + message[named.end() :]
+        return message, 2
+    return message, 1
 
 
 @contextlib.contextmanager

@@ -9,14 +9,19 @@ from . import commands
 from .demo import demo as demo_command
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, as every other error of the command line (``--help`` shows usage)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
-        prog="rsciio-mib", description="Quantum Detectors Merlin .mib files: look, view, convert."
-    )
+    parser = _Parser(prog="rsciio-mib", description="Quantum Detectors Merlin .mib files: look, view, convert.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     # SUPPRESS: an option given before the command is not reset by the command's defaults.
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     common.add_argument(
@@ -26,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="progress bars (default: only when stderr is a terminal)",
     )
     parser.set_defaults(debug=False, progress=None)
-    remote = argparse.ArgumentParser(add_help=False)
+    remote = _Parser(add_help=False)
     remote.add_argument(
         "--storage-options", type=json.loads, help="fsspec options for URLs (s3://, https:// ...), as JSON"
     )

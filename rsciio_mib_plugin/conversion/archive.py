@@ -26,7 +26,7 @@ from ..reader.frames import FrameReader
 from ..reader.load import ReadPlan, Shaping, load_datasets
 from ..reader.preview import plot_preview
 from ..reader.scan import ScanPlan
-from ..sources.atomic import replacing
+from ..sources.atomic import refuse_existing, replacing
 from ..sources.source import check_path, file_stem, is_url
 from .blocks import BlockPlan
 from .one_pass import read_block, run_pass
@@ -158,7 +158,7 @@ def convert(
         targets[job.target] = job.reader.name
     existing = [str(job.target) for job in jobs if job.target.exists()]
     if existing and not overwrite:
-        raise FileExistsError(f"not overwriting {', '.join(existing)} (use overwrite=True, or --overwrite)")
+        refuse_existing(*existing)
     importlib.import_module(f"rsciio.{format}")  # the writer, imported before the clocks start
 
     output_dir.mkdir(parents=True, exist_ok=True)

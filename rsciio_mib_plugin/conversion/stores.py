@@ -64,14 +64,8 @@ class Codec:
             return {"compression": "gzip", "compression_opts": self.level, "shuffle": self.shuffle}
         if self.compression == "none":
             return {}
-        try:
-            import hdf5plugin
-        except ImportError:
-            raise ImportError(
-                f"hspy archives with {self.compression} compression need hdf5plugin's Blosc filter: "
-                "pip install hdf5plugin (or use --compression gzip, or --format zspy)",
-                name="hdf5plugin",
-            ) from None
+        import hdf5plugin  # a dependency: its Blosc filter for lz4 and zstd
+
         shuffle = hdf5plugin.Blosc.BITSHUFFLE if self.shuffle else hdf5plugin.Blosc.NOSHUFFLE
         return dict(hdf5plugin.Blosc(cname=self.compression, clevel=self.level, shuffle=shuffle))
 

@@ -19,7 +19,7 @@ from .._progress import progress_bar
 from ..errors import MIBWarning
 from ..format.mpx import PREFIX
 from ..reader.side_file import find_hdr
-from ..sources.atomic import check_writable, create_new, replacing
+from ..sources.atomic import check_writable, create_new, refuse_existing, replacing
 from .acquisition import Acquisition, check_arguments
 from .control import CONTROL_PORT, DATA_PORT, start_acquisition
 
@@ -100,7 +100,7 @@ def record(
     if not overwrite:
         for p in (path, hdr_path):
             if p.exists():
-                raise FileExistsError(f"{p} exists; pass overwrite=True (--overwrite) to replace it")
+                refuse_existing(p)
     acquisition = Acquisition(host, data_port, timeout, frames, None)
     fd = None
     bar = None

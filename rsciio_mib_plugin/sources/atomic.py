@@ -15,6 +15,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..errors import OutputExists
+
 
 def temporary_beside(target: Path, directory: bool = False) -> Path:
     """A new empty file (or folder) with an unpredictable name beside ``target``."""
@@ -53,9 +55,9 @@ def check_writable(target: Path) -> None:
         raise type(err)(f"{target}: cannot write in {folder} ({err.strerror or err})") from None
 
 
-def refuse_existing(target: Path) -> None:
-    """The error for an output that exists and may not be replaced."""
-    raise FileExistsError(f"{target} exists; pass overwrite=True (--overwrite) to replace it")
+def refuse_existing(*targets) -> None:
+    """The error for outputs that exist and may not be replaced."""
+    raise OutputExists(*targets)
 
 
 def put_in_place(temp: Path, target: Path, overwrite: bool) -> None:

@@ -21,12 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import MIBFormatError, where
+from ..errors import MIBFormatError, MissingPackage, where
 from . import http
 from .http import MISSING
 
 _O_BINARY = getattr(os, "O_BINARY", 0)
 #: ``scheme://`` of a URL (a Windows drive letter ``C:\\`` is not one).
+#: The packages fsspec needs for the protocols the ``remote`` extra covers.
+BACKENDS = {"http": "aiohttp", "https": "aiohttp", "s3": "s3fs"}
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 
 
@@ -107,17 +109,14 @@ class Remote:
         if self._fs is None:
             try:
                 import fsspec
-            except ImportError as err:
-                raise ImportError(f"reading {self.name} needs fsspec: pip install 'rsciio-mib-plugin[remote]'") from err
+            except ImportError:
+                raise MissingPackage(f"reading {self.name}", "fsspec", "remote") from None
             options = http.with_timeouts(self.url.split("://", 1)[0].lower(), self.storage_options)
             try:
                 self._fs, self._path = fsspec.core.url_to_fs(self.url, **options)
             except ImportError as err:
-                raise ImportError(
-                    f"reading {self.name} needs {err.name or 'a package fsspec names'}: "
-                    "pip install 'rsciio-mib-plugin[remote]'",
-                    name=err.name,
-                ) from None
+                backend = err.name or BACKENDS.get(self.url.split("://", 1)[0].lower(), "an fsspec backend")
+                raise MissingPackage(f"reading {self.name}", backend, "remote") from None
         return self._fs, self._path
 
     def _missing(self) -> FileNotFoundError:

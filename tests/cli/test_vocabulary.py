@@ -55,3 +55,50 @@ def test_convert_reports_the_speed_of_the_conversion(scan, tmp_path):
     assert report["bytes_read"] == os.path.getsize(scan)
     assert report["seconds"] <= seconds
     assert abs(report["bytes_read"] / report["seconds"] / (report["bytes_read"] / seconds) - 1) < 0.2
+
+
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (["convert", "{scan}", "-o", "{out}", "--threads", "0"], "--threads"),
+        (["convert", "{scan}", "-o", "{out}", "--level", "12"], "--level"),
+        (["convert", "{scan}", "-o", "{out}", "--chunks", "1,1,1,1"], "--chunks"),
+        (["convert", "{scan}", "-o", "{out}", "--chunks", "1,x"], "--chunks"),
+        (["convert", "{scan}", "-o", "{out}", "--format", "tiff"], "--format"),
+        (["record", "-o", "{out}/r.mib", "--timeout", "-1"], "--timeout"),
+        (["record", "-o", "{out}/r.mib", "--frames", "0"], "--frames"),
+        (["view", "{scan}", "--navigation-shape", "0,0"], "--navigation-shape"),
+        (["info", "{scan}", "--storage-options", "{{"], "--storage-options"),
+    ],
+)
+def test_every_usage_error_exits_2_in_one_line(scan, tmp_path, args, option):
+    done = cli(*[a.format(scan=scan, out=tmp_path / "out") for a in args])
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and option in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_messages_in_the_house_style(scan, tmp_path):
+    """Existing outputs are refused naming --overwrite (never `overwrite=True`); OS errors name the path."""
+    out = tmp_path / "out"
+    assert cli("convert", scan, "-o", out).returncode == 0
+    done = cli("convert", scan, "-o", out)
+    assert done.returncode == 1
+    assert done.stderr == f"rsciio-mib convert: error: {out / 'scan.zspy'} exists; add --overwrite to replace\n"
+    (tmp_path / "file").write_text("")
+    done = cli("view", scan, "-o", tmp_path / "file" / "v.png")
+    assert done.returncode == 1 and "Errno" not in done.stderr and "overwrite=True" not in done.stderr
+    assert str(tmp_path / "file") in done.stderr and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_a_missing_optional_package_is_one_sentence_naming_the_extra():
+    from rsciio_mib_plugin.cli import explain
+    from rsciio_mib_plugin.errors import MissingPackage
+
+    message, code = explain(MissingPackage("reading s3://bucket/scan.mib", "s3fs", "remote"), {})
+    assert code == 1
+    assert message == (
+        "reading s3://bucket/scan.mib needs s3fs, which the 'remote' extra installs "
+        '(pip install ".[remote]" in the rsciio_mib_plugin folder)'
+    )
+    assert message.count(";") == 0 and "install it with" not in message

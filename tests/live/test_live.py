@@ -367,7 +367,7 @@ def test_existing_files_are_not_overwritten_unless_asked(scan, tmp_path, capsys)
     with serve(scan, folder=tmp_path) as (control, data, _):
         args = ["record", "-o", str(out), "--data-port", str(data), "--control-port", str(control), "--start"]
         assert main(args) == 1
-        assert "exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
+        assert "exists; add --overwrite to replace" in capsys.readouterr().err
         assert out.read_bytes() == b"precious"
         out.unlink()
         out.with_suffix(".hdr").write_bytes(b"precious")
