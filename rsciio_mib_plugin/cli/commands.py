@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from .report import clean, describe, error, text_block
+from .report import clean, describe, error, hyperspy_shape, text_block
 
 
 def inputs(paths) -> list[str]:
@@ -75,7 +75,7 @@ def convert(args) -> int:
     bar = progress_bar(args.progress, sum(sizes), "B", "convert")
 
     def done(r: dict) -> None:  # one line per archive, as soon as it is in place
-        shape = "x".join(map(str, r["shape"]))
+        shape = hyperspy_shape(r["shape"][:-2][::-1], r["shape"][-2:])
         line = clean(
             f"[{r['archive']}/{r['archives']}] {r['input']} -> {r['output']}: {shape} {r['dtype']}, "
             f"{r['bytes_read'] / 1e6:.1f} MB read in {r['seconds']:.2f} s "

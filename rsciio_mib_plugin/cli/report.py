@@ -5,6 +5,9 @@ from __future__ import annotations
 import sys
 import warnings
 
+from ..errors import MIBFormatError
+from ..sources.source import is_url
+
 
 def clean(text: str) -> str:
     """Text from files made safe for a terminal: control characters escaped (newlines kept)."""
@@ -39,7 +42,10 @@ def describe(path, series: bool = False, storage_options: dict | None = None) ->
     from ..format.frame_header import header_timestamp
     from ..reader.frames import read_headers
     from ..reader.load import open_plan
-    from ..sources.source import segment_source
+    from ..sources.source import is_reference, segment_source
+
+    if is_reference(path):
+        return _describe_reference(path, storage_options)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -87,6 +93,7 @@ def describe(path, series: bool = False, storage_options: dict | None = None) ->
         "exposure_ms": prop.exposure,
         "first_timestamp": first + zone,
         "last_timestamp": last + zone,
+        "settings": settings(prop.hdr, header),
         "hdr": str(prop.hdr_path) if prop.hdr_path else None,
         "mpx_capture": prop.mpx_capture,
         "trailing_bytes": prop.trailing_bytes,
@@ -94,16 +101,74 @@ def describe(path, series: bool = False, storage_options: dict | None = None) ->
     }
 
 
-def scan_summary(dataset: dict) -> str:
-    """``4 x 2 (frame timestamps (line gaps))``, ``stack of 9 frames (why)``, ``single frame``."""
+def _describe_reference(path, storage_options: dict | None) -> dict:
+    """``info`` of a reference file: the ``.mib`` it points at, with the datasets the reference
+    declares (checked as a load checks it)."""
+    from ..reader.reference import check_references, load_reference_file, open_references, reference_targets
+
+    refs, name = load_reference_file(path)
+    check_references(refs, name, storage_options, from_url=is_url(name))
+    targets = reference_targets(refs)
+    if not targets:
+        raise MIBFormatError(f"{name}: the reference lists no frames")
+    report = describe(targets[0], storage_options=storage_options)
+    report["file"], report["reference_to"] = name, targets
+    report["datasets"] = []
+    for _, array in sorted(open_references(refs, storage_options).arrays()):
+        reading = array.attrs["original_metadata"].get("mib_plugin", {})
+        report["datasets"].append(
+            {
+                "counter": reading.get("counter"),
+                "navigation_shape": list(array.shape[:-2][::-1]),
+                "rule": reading.get("navigation_shape_rule", "as the reference declares"),
+                "frames_read": int(array.nchunks_initialized),
+                "dropped": {},
+            }
+        )
+    return report
+
+
+def settings(hdr: dict | None, header) -> dict:
+    """Detector settings as microscopists log them: the ``.hdr``'s words where it has them, else
+    what the frame headers say (gain mode, colour mode, thresholds)."""
+    from ..format.frame_header import iso_time
+    from ..format.hdr_file import GAIN_MODES, hdr_settings
+
+    out = hdr_settings(hdr)
+    if "started" in out:
+        out["started"] = iso_time(out["started"]) or out["started"]
+    out.setdefault("chip_mode", "colour" if header.colour_mode else "monochrome")
+    out.setdefault("gain", GAIN_MODES.get(header.gain_mode, f"mode {header.gain_mode}"))
+    thresholds = out.get("thresholds_keV", ",".join(map(str, header.thresholds)))
+    try:
+        out["thresholds_keV"] = [float(t) for t in thresholds.split(",") if t.strip() and float(t)]
+    except ValueError:
+        out["thresholds_keV"] = thresholds
+    return out
+
+
+def hyperspy_shape(navigation: list[int], frame: list[int]) -> str:
+    """HyperSpy's ``(x, y|columns, rows)``: the navigation shape (x first) and the frame (rows, columns)."""
+    return f"({', '.join(map(str, navigation))}|{frame[1]}, {frame[0]})"
+
+
+def scan_summary(dataset: dict, frame: list[int]) -> str:
+    """``(4, 2|256, 256), a scan from frame timestamps (line gaps)``, ``(9|256, 256), a stack of 9
+    frames (why)``: HyperSpy's shape, and the words its metadata use."""
     shape, rule = dataset["navigation_shape"], dataset["rule"]
-    if not shape:
-        return "single frame"
-    if rule.startswith("stack"):
-        why = rule[len("stack") :].strip()
+    if not shape or rule.startswith("stack"):
+        why = rule[len("stack") :].strip() if rule.startswith("stack") else ""
         why = why[1:-1] if why.startswith("(") and why.endswith(")") else why
-        return f"stack of {shape[0]} frames" + (f" ({why})" if why else "")
-    return " x ".join(map(str, shape)) + f"  (from {rule})"
+        n = shape[0] if shape else 1
+        return f"{hyperspy_shape(shape, frame)}, a stack of {n} frame{'s' if n != 1 else ''}" + (
+            f" ({why})" if why else ""
+        )
+    return f"{hyperspy_shape(shape, frame)}, a scan from {rule}"
+
+
+def _zone(timestamp: str) -> str:
+    """A frame time with its zone said in words (MQ1A times end in ``Z``: UTC)."""
+    return timestamp[:-1] + " UTC" if timestamp.endswith("Z") else timestamp
 
 
 def text_block(r: dict) -> str:
@@ -119,16 +184,30 @@ def text_block(r: dict) -> str:
         )
     if r["frame_numbers_not_used"]:
         lines.append(f"  frame order   file order: {r['frame_numbers_not_used']}")
+    if r.get("reference_to"):
+        lines.append(f"  reference to  {', '.join(r['reference_to'])}")
     for d in r["datasets"]:
-        label = "scan" if d["counter"] is None else f"counter {d['counter']}"
-        lines.append(f"  {label:<13} {scan_summary(d)}")
+        label = "shape" if d["counter"] is None else f"counter {d['counter']}"
+        lines.append(f"  {label:<13} {scan_summary(d, r['frame_shape'])}")
         if d["dropped"]:
             lines.append("  dropped       " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in d["dropped"].items()))
+    c = r["settings"]
+    thresholds = c["thresholds_keV"]
+    thresholds = ", ".join(f"{t:g}" for t in thresholds) + " keV" if isinstance(thresholds, list) else thresholds
     lines += [
         f"  exposure      {r['exposure_ms']} ms",
-        f"  time          {r['first_timestamp']} .. {r['last_timestamp']}",
-        f"  .hdr          {r['hdr'] or 'not found'}",
+        f"  settings      {c['chip_mode']}, gain {c['gain']}, thresholds {thresholds or 'none stated'}"
+        + (f", bias {c['bias']}" + (f" {c['polarity'].lower()}" if "polarity" in c else "") if "bias" in c else ""),
     ]
+    detector = [c[k] for k in ("chip_type", "readout") if k in c]
+    if "software_version" in c:
+        detector.append(f"software {c['software_version']}")
+    if detector:
+        lines.append(f"  detector      {', '.join(detector)}")
+    lines.append(f"  frame times   {_zone(r['first_timestamp'])} .. {_zone(r['last_timestamp'])} (frame headers)")
+    if "started" in c:
+        lines.append(f"  started       {c['started']} Merlin PC local time (.hdr)")
+    lines.append(f"  .hdr          {r['hdr'] or 'not found'}")
     if r["trailing_bytes"]:
         lines.append(f"  incomplete    last {r['trailing_bytes']} bytes ignored")
     lines += [f"  warning       {w}" for w in r["warnings"]]

@@ -145,6 +145,17 @@ def open_references(refs, storage_options: dict | None = None):
     import fsspec
     import zarr
 
+    refs, name = load_reference_file(refs)
+    protocol = check_references(refs, name, storage_options, from_url=is_url(name))
+    mapper = fsspec.get_mapper("reference://", fo=refs, remote_protocol=protocol, remote_options=storage_options or {})
+    return zarr.open_group(mapper, mode="r")
+
+
+def load_reference_file(refs) -> tuple[dict, str]:
+    """The reference set of a file (path or URL; a dict is taken as it is) and the name errors
+    give it (a URL without its query). Not yet checked: :func:`check_references`."""
+    import fsspec
+
     name = "<references>" if isinstance(refs, dict) else public_url(os.fspath(refs))
     if not isinstance(refs, dict):
         with fsspec.open(os.fspath(refs), "rt", encoding="utf-8") as f:
@@ -152,9 +163,12 @@ def open_references(refs, storage_options: dict | None = None):
                 refs = json.load(f)
             except ValueError as err:
                 raise MIBFormatError(f"{name}: not a reference file (not JSON: {err})") from None
-    protocol = check_references(refs, name, storage_options, from_url=is_url(name))
-    mapper = fsspec.get_mapper("reference://", fo=refs, remote_protocol=protocol, remote_options=storage_options or {})
-    return zarr.open_group(mapper, mode="r")
+    return refs, name
+
+
+def reference_targets(refs: dict) -> list[str]:
+    """The files a checked reference set points at."""
+    return sorted({value[0] for value in refs["refs"].values() if isinstance(value, list)})
 
 
 #: A chunk key of one frame: its navigation indices, then ``0.0`` for the frame.

@@ -68,7 +68,7 @@ def test_info_text_and_errors(scan, tmp_path):
         f.truncate(os.path.getsize(path) - 100)
     done = cli("info", path)
     assert done.returncode == 0
-    assert "scan          5 x 3" not in done.stdout  # the last frame is cut, so a line is incomplete
+    assert "(5, 3|" not in done.stdout  # the last frame is cut, so a line is incomplete
     assert "incomplete" in done.stdout and "dropped" in done.stdout
     bad = tmp_path / "bad.mib"
     bad.write_bytes(b"not a mib file at all, not at all" * 4)
@@ -184,21 +184,23 @@ def test_cli_escapes_control_characters_from_files(tmp_path):
 @pytest.mark.parametrize(
     "rule, words",
     [
-        ("frame timestamps (line gaps)", "4 x 2  (from frame timestamps (line gaps))"),
+        ("frame timestamps (line gaps)", "(4, 2|256, 128), a scan from frame timestamps (line gaps)"),
         (
             "stack (no line structure in the frame timestamps)",
-            "stack of 9 frames (no line structure in the frame timestamps)",
+            "(9|256, 128), a stack of 9 frames (no line structure in the frame timestamps)",
         ),
-        ("stack (no .hdr)", "stack of 9 frames (no .hdr)"),
-        ("hdr ScanX/ScanY", "4 x 2  (from hdr ScanX/ScanY)"),
+        ("stack (no .hdr)", "(9|256, 128), a stack of 9 frames (no .hdr)"),
+        ("hdr ScanX/ScanY", "(4, 2|256, 128), a scan from hdr ScanX/ScanY"),
     ],
 )
 def test_info_wording_for_each_rule(rule, words):
+    """HyperSpy's shape (x first, then columns, rows) and its metadata's words ("stack", never "single frame")."""
     from rsciio_mib_plugin.cli.report import scan_summary
 
     shape = [9] if rule.startswith("stack") else [4, 2]
-    assert scan_summary({"navigation_shape": shape, "rule": rule}) == words
-    assert scan_summary({"navigation_shape": [], "rule": "stack (no .hdr)"}) == "single frame"
+    assert scan_summary({"navigation_shape": shape, "rule": rule}, [128, 256]) == words
+    one = scan_summary({"navigation_shape": [], "rule": "stack (no .hdr)"}, [128, 256])
+    assert one == "(|256, 128), a stack of 1 frame (no .hdr)"
 
 
 # --- HyperSpy save ---------------------------------------------------------------------

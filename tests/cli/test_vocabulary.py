@@ -102,3 +102,31 @@ def test_a_missing_optional_package_is_one_sentence_naming_the_extra():
         '(pip install ".[remote]" in the rsciio_mib_plugin folder)'
     )
     assert message.count(";") == 0 and "install it with" not in message
+
+
+def test_info_says_what_microscopists_log(scan, tmp_path):
+    """Settings from a full .hdr, the zone of every time, HyperSpy's shape; the same for a reference file."""
+    from rsciio_mib_plugin import write_references
+
+    done = cli("info", scan)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "  shape         (8, 6|256, 256), a scan from hdr ScanX/ScanY" in lines
+    assert "  settings      SPM, gain SLGM, thresholds 2, 511 keV, bias 120 V positive" in lines
+    assert "  detector      Medipix 3RX, Merlin Quad, software 1.6.1.217" in lines
+    assert any(line.startswith("  frame times   ") and line.count(" UTC") == 2 for line in lines)
+    assert any(line.startswith("  started       ") and line.endswith("Merlin PC local time (.hdr)") for line in lines)
+    write_references(scan, tmp_path / "ref.json")
+    ref = cli("info", tmp_path / "ref.json")
+    assert ref.returncode == 0, ref.stderr
+    assert f"  reference to  {scan}" in ref.stdout.splitlines()
+    assert ref.stdout.split("\n", 1)[1].replace(f"  reference to  {scan}\n", "") == done.stdout.split("\n", 1)[1]
+    (tmp_path / "bad.json").write_text('{"version": 1, "refs": {"data/0.0.0": ["/etc/passwd", 0, 8]}}')
+    bad = cli("info", tmp_path / "bad.json")
+    assert bad.returncode == 1 and "not a .mib file; refused" in bad.stderr
+
+
+def test_convert_says_shapes_as_hyperspy(scan, tmp_path):
+    done = cli("convert", scan, "-o", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert ": (8, 6|256, 256) uint16, " in done.stdout
