@@ -66,42 +66,76 @@ def disc_mask(shape: tuple[int, int], disc: tuple[float, float, float]) -> np.nd
     return ((y - cy) ** 2 + (x - cx) ** 2) <= radius**2
 
 
-def plot_preview(mean, vbf, disc, title: str, output) -> Path:
-    """PNG of the mean pattern (log scale, aperture drawn) and the virtual bright field.
+def direct_beam_found(mean: np.ndarray, disc: tuple[float, float, float]) -> bool:
+    """Whether ``disc`` is a direct beam: at least three times as bright as the median pattern
+    pixel outside it, and holding most of the bright pixels (a test pattern's glyphs or a flat
+    field have none: no aperture is drawn for them)."""
+    mean = np.asarray(mean, dtype=float)
+    inside = disc_mask(mean.shape, disc)
+    if inside.all() or not inside.any():
+        return False
+    outside = float(np.median(mean[~inside]))
+    bright = mean > (np.median(mean) + mean.max()) / 2
+    return float(mean[inside].mean()) >= 3 * max(outside, 1e-12) and bright[inside].sum() >= 0.5 * bright.sum()
 
-    ``vbf`` is shaped like the scan (``None`` or a scalar for one frame).
-    """
+
+#: Colour of scan positions without a frame yet (``watch``), outside the grey scale of the counts.
+NOT_YET = "#2f6db5"
+
+
+def preview_figure(mean, vbf, disc, title: str):
+    """The figure of :func:`plot_preview` (matplotlib, Agg)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
+    mean = np.asarray(mean, float)
     cy, cx, radius = disc
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), dpi=100, layout="constrained")
-    image = axes[0].imshow(np.log1p(np.asarray(mean, float)), cmap="inferno")
-    fig.colorbar(image, ax=axes[0], label="log(1 + mean counts)", shrink=0.85)
-    axes[0].add_patch(
-        plt.Circle((cx, cy), radius, fill=False, color="cyan", label=f"bright-field aperture, r = {radius:.0f} px")
-    )
-    axes[0].legend(loc="upper right", fontsize=8, framealpha=0.8)
-    axes[0].set(title="mean diffraction pattern", xlabel="kx (px)", ylabel="ky (px)")
-    vbf = None if vbf is None else np.asarray(vbf)
-    if vbf is not None and vbf.ndim >= 1:
-        scan = vbf.ndim >= 2
-        vbf = vbf.reshape(vbf.shape[0], -1) if scan else vbf[None, :]
-        image = axes[1].imshow(vbf, cmap="gray", aspect="equal" if scan else "auto")
-        fig.colorbar(image, ax=axes[1], label="counts in aperture", shrink=0.85)
-        axes[1].set(
-            title="virtual bright field",
-            xlabel="x (scan px)" if scan else "frame",
-            ylabel="y (scan px)" if scan else "",
-        )
+    image = axes[0].imshow(np.log10(1 + mean), cmap="inferno")
+    fig.colorbar(image, ax=axes[0], label="log10(1 + mean counts)", shrink=0.85)
+    if direct_beam_found(mean, disc):
+        axes[0].add_patch(plt.Circle((cx, cy), radius, fill=False, color="cyan"))
+        beam = f"bright-field aperture (cyan): r = {radius:.0f} px at ({cx:.0f}, {cy:.0f})"
     else:
+        beam = "no direct beam found: no aperture drawn"
+    axes[0].set(title=f"mean diffraction pattern\n{beam}", xlabel="kx (px)", ylabel="ky (px)")
+    vbf = None if vbf is None else np.asarray(vbf, float)
+    if vbf is None or vbf.ndim == 0:
         axes[1].set_axis_off()
-        axes[1].set_title("single frame: no scan")
+        axes[1].set_title("one frame: no scan")
+    elif vbf.ndim == 1:  # a stack: counts by frame
+        axes[1].plot(np.arange(vbf.size), vbf, ".-", color="0.2", markersize=3)
+        axes[1].set(title="counts in the aperture, frame by frame", xlabel="frame", ylabel="counts in aperture")
+        axes[1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    else:
+        vbf = vbf.reshape(vbf.shape[0], -1)
+        missing = np.isnan(vbf)
+        cmap = matplotlib.colormaps["gray"].with_extremes(bad=NOT_YET)
+        image = axes[1].imshow(np.ma.masked_invalid(vbf), cmap=cmap, aspect="equal")
+        fig.colorbar(image, ax=axes[1], label="counts in aperture", shrink=0.85)
+        note = f"\n(blue: {int(missing.sum())} positions not yet acquired)" if missing.any() else ""
+        axes[1].set(title="virtual bright field" + note, xlabel="x (scan px)", ylabel="y (scan px)")
+        for axis in (axes[1].xaxis, axes[1].yaxis):
+            axis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(os.path.basename(str(title)))
+    return fig
+
+
+def plot_preview(mean, vbf, disc, title: str, output) -> Path:
+    """PNG of the mean pattern (log scale, the aperture drawn where a direct beam is found) and the
+    virtual bright field: an image of the scan (positions without a frame yet in blue), counts
+    frame by frame for a stack, nothing for one frame.
+
+    ``vbf`` is shaped like the scan (``None`` or a scalar for one frame).
+    """
+    import matplotlib.pyplot as plt
+
+    fig = preview_figure(mean, vbf, disc, title)
     with replacing(output) as temp:
-        fig.savefig(temp, format="png")
+        fig.savefig(temp, format="png", bbox_inches="tight", pad_inches=0.2)  # no label cut at the edges
     plt.close(fig)
     return Path(output)
 

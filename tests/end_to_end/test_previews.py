@@ -101,3 +101,47 @@ def test_watch_places_frames_by_number(tmp_path):
     expected = (data[..., ::-1, :] * live.mask).sum(axis=(-2, -1)).astype(float).ravel()
     known = np.delete(np.arange(32), [9, 10])
     np.testing.assert_array_equal(image.ravel()[known], expected[known])
+
+
+def _texts(fig) -> str:
+    return " ".join(t.get_text() for ax in fig.axes for t in [ax.title, ax.xaxis.label, ax.yaxis.label]) + (
+        fig._suptitle.get_text() if fig._suptitle else ""
+    )
+
+
+def test_pictures_say_what_they_show():
+    """Issue 25, item 7: no legend over the data; integer ticks on a small scan; a stack drawn as
+    counts per frame; no aperture where no direct beam is found, saying so; positions not yet
+    acquired in their own colour, said; the colour bar names its logarithm; no label cut off."""
+    import matplotlib.colors
+
+    from rsciio_mib_plugin.reader.preview import NOT_YET, preview_figure
+
+    rng = np.random.default_rng(7)
+    beam = rng.poisson(2, (128, 256)).astype(float)
+    beam[50:80, 110:140] += 60
+    disc = aperture(beam)
+    vbf = rng.random((3, 5))
+    vbf[2, 2:] = np.nan
+    fig = preview_figure(beam, vbf, disc, "scan.mib")
+    fig.canvas.draw()
+    pattern, bright = fig.axes[:2]  # then their colour bars
+    assert pattern.get_legend() is None and len(pattern.patches) == 1  # the aperture, explained in the title
+    assert "bright-field aperture (cyan): r = " in pattern.get_title()
+    assert "log10(1 + mean counts)" in _texts(fig)
+    for ticks in (bright.get_xticks(), bright.get_yticks()):
+        assert np.allclose(ticks, np.round(ticks))
+    assert "3 positions not yet acquired" in bright.get_title()
+    image = bright.get_images()[0]
+    assert matplotlib.colors.to_hex(image.cmap.get_bad()) == NOT_YET
+    flat = rng.poisson(5, (128, 256)).astype(float)  # a flat field or a test pattern: no direct beam
+    fig = preview_figure(flat, vbf[0], aperture(flat), "stack.mib")
+    pattern, frames = fig.axes[:2]
+    assert not pattern.patches and "no direct beam found" in pattern.get_title()
+    assert frames.lines and not frames.get_images() and frames.get_xlabel() == "frame"  # a stack: counts by frame
+    fig.canvas.draw()
+    window = fig.bbox
+    for ax in fig.axes:  # every label inside the picture
+        for label in (ax.xaxis.label, ax.yaxis.label, ax.title):
+            box = label.get_window_extent()
+            assert box.x0 >= window.x0 - 1 and box.x1 <= window.x1 + 1 and box.y0 >= window.y0 - 1, label
