@@ -13,7 +13,7 @@ import sys
 import threading
 import warnings
 
-from ..errors import MIBFormatError, MissingPackage, OutputExists
+from ..errors import MIBFormatError, OutputExists
 from .parser import build_parser
 from .report import error, one_line_warnings
 
@@ -46,7 +46,7 @@ def explain(err: Exception, options: dict) -> tuple[str, int]:
     argument out of range: the API names it as `name`, said here as its option), 1 otherwise."""
     if isinstance(err, OutputExists):
         return f"{', '.join(err.paths)} {'exists' if len(err.paths) == 1 else 'exist'}; add --overwrite to replace", 1
-    if isinstance(err, ImportError) and not isinstance(err, MissingPackage):
+    if isinstance(err, ImportError) and not str(err).startswith(("reading ", "writing ")):
         return f"this needs the Python package {err.name or str(err)}, which is not installed", 1
     if isinstance(err, OSError) and err.filename is not None and err.strerror:
         return f"{err.filename}: {err.strerror[0].lower()}{err.strerror[1:]}", 1

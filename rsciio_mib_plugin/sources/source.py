@@ -115,8 +115,11 @@ class Remote:
             try:
                 self._fs, self._path = fsspec.core.url_to_fs(self.url, **options)
             except ImportError as err:
-                backend = err.name or BACKENDS.get(self.url.split("://", 1)[0].lower(), "an fsspec backend")
-                raise MissingPackage(f"reading {self.name}", backend, "remote") from None
+                protocol = self.url.split("://", 1)[0].lower()
+                if protocol in BACKENDS:
+                    raise MissingPackage(f"reading {self.name}", BACKENDS[protocol], "remote") from None
+                advice = str(err).rstrip(".") or f"install the fsspec backend for {protocol}://"
+                raise ImportError(f"reading {self.name} needs a package that is not installed ({advice})") from None
         return self._fs, self._path
 
     def _missing(self) -> FileNotFoundError:
