@@ -93,7 +93,7 @@ def preview_figure(mean, vbf, disc, title: str):
 
     mean = np.asarray(mean, float)
     cy, cx, radius = disc
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), dpi=100, layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5.4), dpi=100, layout="constrained")
     image = axes[0].imshow(np.log10(1 + mean), cmap="inferno")
     fig.colorbar(image, ax=axes[0], label="log10(1 + mean counts)", shrink=0.85)
     if direct_beam_found(mean, disc):
@@ -135,7 +135,7 @@ def plot_preview(mean, vbf, disc, title: str, output) -> Path:
 
     fig = preview_figure(mean, vbf, disc, title)
     with replacing(output) as temp:
-        fig.savefig(temp, format="png", bbox_inches="tight", pad_inches=0.2)  # no label cut at the edges
+        fig.savefig(temp, format="png")
     plt.close(fig)
     return Path(output)
 

@@ -88,7 +88,7 @@ def test_view_writes_a_png(samples, tmp_path):
     done = cli("view", samples / "001_4x2_6bit.mib", "-o", out)
     assert done.returncode == 0, done.stderr
     image = matplotlib.image.imread(out)
-    assert image.shape[:2] == (480, 1100)
+    assert image.shape[:2] == (540, 1100)
 
 
 def test_convert_streams_and_refuses_to_overwrite(scan, tmp_path):

@@ -139,9 +139,12 @@ def test_pictures_say_what_they_show():
     pattern, frames = fig.axes[:2]
     assert not pattern.patches and "no direct beam found" in pattern.get_title()
     assert frames.lines and not frames.get_images() and frames.get_xlabel() == "frame"  # a stack: counts by frame
-    fig.canvas.draw()
-    window = fig.bbox
-    for ax in fig.axes:  # every label inside the picture
-        for label in (ax.xaxis.label, ax.yaxis.label, ax.title):
-            box = label.get_window_extent()
-            assert box.x0 >= window.x0 - 1 and box.x1 <= window.x1 + 1 and box.y0 >= window.y0 - 1, label
+    square = rng.poisson(2, (256, 256)).astype(float)  # a square pattern beside a wide scan cut "kx (px)" off
+    square[110:150, 110:150] += 60
+    for picture in (fig, preview_figure(square, rng.random((24, 32)), aperture(square), "demo_scan.mib")):
+        picture.canvas.draw()
+        window = picture.bbox
+        for ax in picture.axes:  # every label inside the picture
+            for label in (ax.xaxis.label, ax.yaxis.label, ax.title):
+                box = label.get_window_extent()
+                assert box.x0 >= window.x0 - 1 and box.x1 <= window.x1 + 1 and box.y0 >= window.y0 - 1, label
