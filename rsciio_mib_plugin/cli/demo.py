@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import MissingPackage
 from .commands import preview
 
 #: Dwell per scan position and the extra time the beam takes to fly back at
@@ -78,7 +79,7 @@ def demo(args) -> int:
     try:
         import pyxem  # noqa: F401
     except ImportError:
-        print("pyxem is not installed: pip install pyxem for the direct-beam step")
+        print(f"skipped: {MissingPackage('the direct-beam step', 'pyxem', 'pyxem')}")
     else:
         shifts = s.get_direct_beam_position(method="center_of_mass", signal_slice=(88, 168, 88, 168))
         centre = np.asarray(shifts.data) + np.array(s.axes_manager.signal_shape) / 2
