@@ -10,6 +10,7 @@ from . import _docstrings as doc
 from .errors import MIBFormatError
 from .format.frame_header import header_exposure_ms, header_timestamp
 from .reader.load import Shaping, load_datasets
+from .reader.navigator import check_navigator
 from .reader.properties import MIBProperties
 from .sources.source import is_reference
 
@@ -146,6 +147,7 @@ def file_reader(
     bin_navigation: int = 1,
     sync_offset: int = 0,
     storage_options: dict | None = None,
+    navigator="auto",
     **kwargs,
 ) -> list[dict]:
     """Read a Quantum Detectors Merlin ``.mib`` file for HyperSpy.
@@ -172,6 +174,14 @@ def file_reader(
     {STORAGE_OPTIONS}
         A reference file written by ``rsciio-mib reference`` (``.json``) is
         read too: the same signal, its pixels fetched through the references.
+    navigator : {{"auto", "total", "bright_field", None}} or array, default="auto"
+        The image ``s.plot()`` browses the scan with, attached as
+        ``s.navigator`` so HyperSpy computes nothing over the data to plot:
+        ``"total"`` counts per position, ``"bright_field"`` counts in the
+        bright-field aperture the previews use, an array of the navigation
+        shape (array order), or ``None``. ``"auto"``: ``"total"`` for eager
+        loads (counted while the frames are read), ``None`` for lazy ones
+        (asking for one costs one pass over the data).
     **kwargs
         ``mib_prop`` is passed on to :func:`load_mib_data`; any other
         keyword is an error.
@@ -207,6 +217,10 @@ def file_reader(
         bin_navigation,
         flip=flip_y,
     )
+    if isinstance(navigator, str) and navigator == "auto":
+        navigator = None if lazy else "total"
+    check_navigator(navigator)
+    totals = [] if navigator == "total" and not lazy else None
     data, plan = load_datasets(
         filename,
         shaping,
@@ -218,8 +232,10 @@ def file_reader(
         chunks=chunks,
         mmap_mode=mmap_mode,
         show_progressbar=show_progressbar,
+        totals=totals,
     )
-    return plan.signal_dicts(data)
+    kind = navigator if isinstance(navigator, str) else "navigator"
+    return plan.signal_dicts(data, plan.navigators(data, navigator, totals), kind)
 
 
 def _headers_list(headers, max_index: int) -> list:

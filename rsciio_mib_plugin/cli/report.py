@@ -131,8 +131,8 @@ def _describe_reference(path, storage_options: dict | None) -> dict:
 def settings(hdr: dict | None, header) -> dict:
     """Detector settings as microscopists log them: the ``.hdr``'s words where it has them, else
     what the frame headers say (gain mode, colour mode, thresholds)."""
-    from ..format.frame_header import iso_time
-    from ..format.hdr_file import GAIN_MODES, hdr_settings
+    from ..format.frame_header import GAIN_MODES, iso_time
+    from ..format.hdr_file import hdr_settings
 
     out = hdr_settings(hdr)
     if "started" in out:

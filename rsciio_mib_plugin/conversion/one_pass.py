@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ..reader.aperture import aperture_of, sample_positions
 from ..reader.frames import FrameReader
-from ..reader.preview import aperture_of, sample_positions
 from ..reader.scan import ScanPlan
 from ..reader.transforms import grouped_frames
 from .blocks import BlockPlan

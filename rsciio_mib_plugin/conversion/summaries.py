@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import MIBFormatError, MIBWarning
 from ..format.frame_header import parse_evidence
-from ..reader.preview import disc_mask
+from ..reader.aperture import disc_mask
 
 
 @dataclass

@@ -32,6 +32,10 @@ RAW_SLOT_BITS = {1: 1, 6: 8, 12: 16, 24: 16}
 COUNTER_DEPTHS = (1, 6, 12, 24)
 
 
+#: Gain modes of the frame headers' field 13 (docs/format.md §2.2).
+GAIN_MODES = {0: "SLGM", 1: "LGM", 2: "HGM", 3: "SHGM"}
+
+
 @dataclass(frozen=True)
 class FrameHeader:
     """Everything one ``MQ1`` frame header says (docs/format.md §2.2)."""

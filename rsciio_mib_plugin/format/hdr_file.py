@@ -97,10 +97,6 @@ def hdr_int(hdr: dict[str, str] | None, prefix: str) -> int | None:
     return int(number) if number.is_integer() else None
 
 
-#: Gain modes of the frame headers' field 13 (docs/format.md §2.2).
-GAIN_MODES = {0: "SLGM", 1: "LGM", 2: "HGM", 3: "SHGM"}
-
-
 def hdr_settings(hdr: dict[str, str] | None) -> dict[str, str]:
     """What microscopists log from a ``.hdr``, as stated (missing keys left out): the start time
     (the Merlin PC's local time), chip mode, gain, thresholds, sensor bias, chip type, readout

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..reader.aperture import aperture, disc_mask
 from ..reader.load import Shaping, open_plan
-from ..reader.preview import aperture, disc_mask, plot_preview
+from ..reader.preview import plot_preview
 
 
 class LivePreview:

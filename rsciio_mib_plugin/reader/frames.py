@@ -29,6 +29,7 @@ from ..format.decode import decode_frames
 from ..format.frame_header import frame_numbers
 from ..format.geometry import Geometry
 from ..format.header_check import check_headers
+from ..format.totals import frame_totals
 from ..sources.source import FileObject, Remote, Segment, Source, open_reader
 from .scan import ScanPlan
 from .transforms import Transform, grouped_frames
@@ -157,25 +158,32 @@ class FrameReader:
 
     # --- eager -------------------------------------------------------------------------------
 
-    def read_plan(self, plan: ScanPlan, threads: int = 2, show_progressbar: bool | None = False) -> np.ndarray:
+    def read_plan(
+        self, plan: ScanPlan, threads: int = 2, show_progressbar: bool | None = False, totals: np.ndarray | None = None
+    ) -> np.ndarray:
         """The planned frames, transformed, in a new native array shaped like the scan.
 
         Without a chip gap or binning the frames are decoded straight into the
         output; otherwise block by block, so memory is the output plus a few
-        blocks of decoded frames.
+        blocks of decoded frames. ``totals`` (optional, one ``uint64`` per
+        output position) receives the counts of each output frame, taken while
+        it is still in the CPU cache (:func:`.frame_totals`).
         """
         if not self.transform.plain:
             nav = self.navigation_shape(plan)
             groups = grouped_frames(plan.frame_numbers, tuple(slice(0, n) for n in nav), self.transform.bin_navigation)
             out = np.empty((groups.shape[0],) + self.frame_shape, self.dtype)
             self.read_groups(groups, out, threads)
+            if totals is not None:  # binned counts may not fit the lanes of the fast count
+                totals[...] = frame_totals(out).reshape(totals.shape)
             return out.reshape(nav + self.frame_shape)
         out = np.empty((plan.count,) + self.geometry.shape, dtype=self.geometry.dtype)
         bar = None
         if show_progressbar or (show_progressbar is None and out.nbytes > PROGRESS_BYTES):
             bar = progress_bar(show_progressbar, plan.count, "frames", f"Reading {os.path.basename(self.name)}")
         try:
-            self.read(plan.frame_numbers(), out, threads, bar.update if bar else None)
+            flat = None if totals is None else totals.reshape(-1)
+            self.read(plan.frame_numbers(), out, threads, bar.update if bar else None, totals=flat)
         finally:
             if bar is not None:
                 bar.close()
@@ -207,18 +215,21 @@ class FrameReader:
 
         _parallel(work, range(0, groups.shape[0], step), threads)
 
-    def read(self, frames: np.ndarray, out: np.ndarray, threads: int = 1, progress=None, gap=None, heads=None) -> None:
+    def read(
+        self, frames: np.ndarray, out: np.ndarray, threads: int = 1, progress=None, gap=None, heads=None, totals=None
+    ) -> None:
         """Read frames (numbers in the acquisition) into ``out``, oriented, files in parallel blocks.
 
         ``progress(n)`` is called after every block of ``n`` frames. Frame
         number -1 is a blank frame (a negative ``sync_offset``): zeros.
         ``gap`` places quad chips that many pixels apart (:func:`.decode_frames`).
         ``heads`` (optional, ``(len(frames), header_bytes)`` uint8) receives the
-        frame headers read on the way (zeros for blank frames).
+        frame headers read on the way (zeros for blank frames). ``totals``
+        (optional, ``len(frames)`` uint64) receives each frame's counts.
         """
         if self.numbers is not None and heads is None:
             heads = np.empty((len(frames), self.geometry.header_bytes), np.uint8)
-        self._read(frames, out, threads, progress, gap, heads)
+        self._read(frames, out, threads, progress, gap, heads, totals)
         if self.numbers is not None:
             self._check_numbers(frames, heads)
 
@@ -237,13 +248,15 @@ class FrameReader:
                 stacklevel=3,
             )
 
-    def _read(self, frames, out, threads, progress, gap, heads) -> None:
+    def _read(self, frames, out, threads, progress, gap, heads, totals) -> None:
         geometry, segments, flip = self.geometry, self.segments, self.transform.flip
         blank = frames < 0
         if blank.any():
             out[np.flatnonzero(blank)] = 0
             if heads is not None:
                 heads[np.flatnonzero(blank)] = 0
+            if totals is not None:
+                totals[np.flatnonzero(blank)] = 0
         pieces = _pieces(segments, frames, _frames_per_block(geometry, self.block_bytes))
         if self.buffer is not None:
             seg = segments[0]
@@ -265,6 +278,8 @@ class FrameReader:
                     target[:, ::-1] if flip else target,
                     gap,
                 )
+                if totals is not None:
+                    totals[index : index + n] = frame_totals(target, geometry.depth)
             return
         readers = {}
         try:
@@ -274,7 +289,8 @@ class FrameReader:
             def work(piece):
                 seg, local, index, n = piece
                 part = None if heads is None else heads[index : index + n]
-                read_into(readers[seg], geometry, local, out[index : index + n], segments[seg], flip, gap, part)
+                counts = None if totals is None else totals[index : index + n]
+                read_into(readers[seg], geometry, local, out[index : index + n], segments[seg], flip, gap, part, counts)
                 if progress is not None:
                     progress(n)
 
@@ -386,6 +402,7 @@ def read_into(
     flip: bool = False,
     gap=None,
     headers: np.ndarray | None = None,
+    totals: np.ndarray | None = None,
 ) -> None:
     """Read ``len(out)`` consecutive frames starting at file frame ``frame`` into ``out``.
 
@@ -404,7 +421,9 @@ def read_into(
     pixels in the cache as fast as a plain copy; reading the rows last-first
     with one ``preadv`` buffer per row was twice as slow, and a reversed view
     makes later reductions slower). ``headers``, if given (``(len(out),
-    header_bytes)`` uint8), receives the frame headers.
+    header_bytes)`` uint8), receives the frame headers; ``totals``, if given
+    (``len(out)`` uint64), each frame's counts, taken from the frames just
+    decoded, still in the cache.
     """
     lead = segment.prefix + geometry.header_bytes  # bytes before each payload
     stride = lead + geometry.payload_bytes
@@ -416,6 +435,8 @@ def read_into(
         reader.read_into(offset, frames, name, frame)
         check_headers(frames[:, :lead], geometry, name, frame, segment)
         decode_frames(frames[:, lead:], geometry, target, gap)
+        if totals is not None:
+            totals[...] = frame_totals(out, geometry.depth)
         if headers is not None:
             headers[...] = frames[:, segment.prefix : lead]
         return
@@ -429,6 +450,8 @@ def read_into(
         k = min(per, n - i)
         reader.read_scattered(offset + i * stride, heads[i : i + k], payloads[:k], name, frame + i)
         decode_frames(payloads[:k], geometry, target[i : i + k], gap)
+        if totals is not None:
+            totals[i : i + k] = frame_totals(out[i : i + k], geometry.depth)
     check_headers(heads, geometry, name, frame, segment)
     if headers is not None:
         headers[...] = heads[:, segment.prefix :]

@@ -157,8 +157,13 @@ class ReadPlan:
         return_mmap=False,
         return_headers=False,
         show_progressbar=None,
+        totals=None,
     ) -> list:
-        """The data of every dataset: read, lazy (dask) or a memory map of the file as stored."""
+        """The data of every dataset: read, lazy (dask) or a memory map of the file as stored.
+
+        ``totals`` (a list, for eager reads): receives each dataset's counts per
+        position, taken while its frames are read (:meth:`.FrameReader.read_plan`).
+        """
         prop, out = self.prop, []
         if return_headers and not return_mmap:
             raise ValueError("`return_headers=True` needs `return_mmap=True`")
@@ -180,15 +185,50 @@ class ReadPlan:
             elif lazy:
                 out.append(self.reader(i).lazy(plan, chunks))
             else:
-                out.append(self.reader(i).read_plan(plan, show_progressbar=show_progressbar))
+                reader = self.reader(i)
+                counts = None if totals is None else np.empty(reader.navigation_shape(plan), np.uint64)
+                out.append(reader.read_plan(plan, show_progressbar=show_progressbar, totals=counts))
+                if totals is not None:
+                    totals.append(counts)
         return out
 
-    def signal_dicts(self, arrays: list) -> list[dict]:
-        """The RosettaSciIO signal dictionary of every dataset."""
-        return [
-            signal_dict(data, self.prop, plan, transform)
-            for data, plan, transform in zip(arrays, self.plans, self.transforms)
-        ]
+    def navigators(self, arrays: list, navigator, totals: list | None = None) -> list:
+        """The navigator image of every dataset (``None``: none): the counts taken while reading
+        (``totals``) or summed in one pass, the virtual bright field, or the array given."""
+        from .navigator import check_navigator
+
+        check_navigator(navigator)
+        images = []
+        for i, data in enumerate(arrays):
+            if navigator is None or data.ndim < 3:
+                images.append(None)
+            elif not isinstance(navigator, str):
+                images.append(np.asarray(navigator))
+            elif navigator == "total":
+                if totals:
+                    images.append(totals[i])
+                else:
+                    image = data.sum(axis=(-2, -1), dtype=np.uint64)
+                    images.append(np.asarray(image.compute() if hasattr(image, "compute") else image))
+            else:
+                from .aperture import virtual_bright_field
+
+                images.append(virtual_bright_field(data)[0])
+        return images
+
+    def signal_dicts(self, arrays: list, navigators: list | None = None, kind: str = "navigator") -> list[dict]:
+        """The RosettaSciIO signal dictionary of every dataset, with its navigator image, if any
+        (:meth:`navigators`; ``kind`` names it in its title)."""
+        from .navigator import attach, navigator_dict
+
+        out = []
+        for i, (data, plan, transform) in enumerate(zip(arrays, self.plans, self.transforms)):
+            d = signal_dict(data, self.prop, plan, transform)
+            image = navigators[i] if navigators else None
+            if image is not None:
+                attach(d, navigator_dict(image, d["axes"], d["metadata"]["General"]["title"], kind))
+            out.append(d)
+        return out
 
 
 def open_plan(

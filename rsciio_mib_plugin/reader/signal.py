@@ -6,13 +6,12 @@ import os
 
 import numpy as np
 
-from ..format.frame_header import iso_time
+from ..format.frame_header import GAIN_MODES, iso_time
 from ..format.hdr_file import hdr_get
 from .acquisition import Acquisition
 from .scan import ScanPlan
 from .transforms import Transform
 
-GAIN_MODES = {0: "SLGM", 1: "LGM", 2: "HGM", 3: "SHGM"}
 PIXEL_SIZE_M = 55e-6  # Medipix3 pixel pitch
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rsciio_mib_plugin import convert, file_reader, write_mib
-from rsciio_mib_plugin.reader.preview import aperture, disc_mask
+from rsciio_mib_plugin.reader.aperture import aperture, disc_mask
 
 RNG = np.random.default_rng(14)
 

@@ -13,7 +13,8 @@ import pytest
 from rsciio_mib_plugin.cli import main
 from rsciio_mib_plugin.cli.demo import write_demo
 from rsciio_mib_plugin.live.preview import LivePreview
-from rsciio_mib_plugin.reader.preview import aperture, bright_field, disc_mask
+from rsciio_mib_plugin.reader.aperture import aperture, disc_mask
+from rsciio_mib_plugin.reader.preview import bright_field
 
 
 @pytest.fixture

@@ -435,7 +435,7 @@ def test_missing_module_is_one_line(capsys):
 
     assert main(["info", "gcs://bucket/x.mib"]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "pip install" in err
+    assert err.count("\n") == 1 and "install gcsfs" in err
 
 
 # --- 17. warnings with true numbers, once ------------------------------------------------------
