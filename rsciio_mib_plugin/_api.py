@@ -220,7 +220,7 @@ def file_reader(
     if isinstance(navigator, str) and navigator == "auto":
         navigator = None if lazy else "total"
     check_navigator(navigator)
-    totals = [] if navigator == "total" and not lazy else None
+    totals = [] if isinstance(navigator, str) and navigator == "total" and not lazy else None
     data, plan = load_datasets(
         filename,
         shaping,

@@ -97,6 +97,7 @@ def convert(args) -> int:
             chunks=args.chunks,
             overwrite=args.overwrite,
             preview=args.preview,
+            navigator=None if args.navigator == "none" else args.navigator,
             threads=args.threads,
             progress=bar.update if bar else None,
             done=done,

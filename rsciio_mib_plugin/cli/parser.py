@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--bin-navigation", type=int, default=1, help="sum bins of N x N scan positions")
     convert.add_argument("--series", action="store_true", help="read numbered sibling files as one acquisition")
     convert.add_argument("--preview", action="store_true", help="also write <stem>_preview.png from the summaries")
+    convert.add_argument(
+        "--navigator",
+        choices=("total", "bright_field", "none"),
+        default="total",
+        help="navigator stored for HyperSpy's plot (default: %(default)s, counts per position)",
+    )
     convert.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     convert.add_argument(
         "--threads", type=int, help="workers reading and compressing at once (default: the cores, at most 8)"

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..reader.frames import FrameReader
 from ..reader.load import ReadPlan, Shaping, load_datasets
+from ..reader.navigator import KINDS, attach, navigator_dict
 from ..reader.preview import plot_preview
 from ..reader.scan import ScanPlan
 from ..sources.atomic import refuse_existing, replacing
@@ -65,6 +66,7 @@ def convert(
     chunks: tuple[int, ...] | None = None,
     overwrite: bool = False,
     preview: bool = False,
+    navigator: str | None = "total",
     threads: int | None = None,
     progress=None,
     done=None,
@@ -101,6 +103,11 @@ def convert(
     preview : bool
         Also write ``<stem>_preview.png`` (mean pattern, virtual bright field)
         from the summaries.
+    navigator : {"total", "bright_field", None}, default="total"
+        Store a navigator HyperSpy restores on load as ``s.navigator`` (from
+        the summaries: counts per position, or counts in the bright-field
+        aperture), so ``hs.load(archive, lazy=True).plot()`` reads only the
+        patterns shown.
     threads : int, optional
         Workers that read, summarise and compress blocks at once (default:
         the cores this process may use, at most :data:`MAX_THREADS`).
@@ -129,6 +136,8 @@ def convert(
             raise TypeError(f"`{name}` must be True or False, not {value!r}")
     if chunks is not None:
         chunks = _checked_chunks(chunks)
+    if navigator is not None and navigator not in KINDS:
+        raise ValueError(f"`navigator` must be 'total', 'bright_field' or None, not {navigator!r}")
     codec = Codec.make(format, compression, level, shuffle)
     if threads is None:
         threads = min(MAX_THREADS, _usable_cores())
@@ -147,7 +156,7 @@ def convert(
         for i, (signal, plan) in enumerate(zip(read_plan.signal_dicts(datasets), read_plan.plans)):
             counter = "" if plan.counter is None else f"_counter{plan.counter}"
             target = output_dir / f"{file_stem(path)}{counter}.{format}"
-            jobs.append(Job(plan, read_plan.reader(i), signal, target, codec, chunks, opening))
+            jobs.append(Job(plan, read_plan.reader(i), signal, target, codec, chunks, opening, navigator))
     targets: dict[Path, str] = {}
     for job in jobs:  # a/scan.mib and b/scan.mib would both be scan.zspy: refused before any work
         if job.target in targets:
@@ -199,10 +208,19 @@ class Job:
     archive, summaries and metadata written, the archive put in place."""
 
     def __init__(
-        self, plan: ScanPlan, reader: FrameReader, signal: dict, target: Path, codec: Codec, chunks, opening: float
+        self,
+        plan: ScanPlan,
+        reader: FrameReader,
+        signal: dict,
+        target: Path,
+        codec: Codec,
+        chunks,
+        opening: float,
+        navigator: str | None,
     ):
         self.plan, self.reader, self.signal, self.target, self.codec = plan, reader, signal, target, codec
         self.opening = opening  # seconds its input took to open: part of the conversion
+        self.navigator = navigator
         data = signal["data"]
         self.shape, self.dtype = tuple(data.shape), np.dtype(data.dtype)
         self.nav, self.frame = self.shape[:-2], self.shape[-2:]
@@ -270,13 +288,22 @@ class Job:
         with replacing(self.target, overwrite, directory=self.codec.format == "zspy") as temp:
             with open_dataset(temp, self.codec, self.group, self.shape, self.chunks, self.dtype) as write:
                 summaries = run_pass(self.reader, self.plan, blocks, write, threads, progress)
-            write_signal(temp, self.codec, self.signal, summaries.metadata(self.reader.name))
+            write_signal(temp, self.codec, self._with_navigator(summaries), summaries.metadata(self.reader.name))
             if preview:
                 vbf = summaries.vbf if self.nav else None
                 mean = summaries.sum_pattern / max(1, math.prod(self.nav) - summaries.blank)
                 output = self.target.with_name(f"{self.target.stem}_preview.png")
                 plot_preview(mean, vbf, summaries.disc, self.target.name, output)
             return summaries, stored_bytes(temp)
+
+    def _with_navigator(self, summaries) -> dict:
+        """The signal with its navigator from the summaries (none for one frame or when not asked)."""
+        if self.navigator is None or not self.nav:
+            return self.signal
+        image = summaries.totals if self.navigator == "total" else summaries.vbf
+        signal = dict(self.signal, metadata=dict(self.signal["metadata"]))
+        title = signal["metadata"]["General"]["title"]
+        return attach(signal, navigator_dict(image, signal["axes"], title, self.navigator))
 
 
 __all__ = ["convert", "archive_chunks"]

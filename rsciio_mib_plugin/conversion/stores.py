@@ -213,7 +213,7 @@ def _fail_safe(path: Path, mode: str):
         raise target.error
 
 
-def write_signal(temp: Path, codec: Codec, signal: dict, summaries: dict) -> None:
+def write_signal(temp: Path, codec: Codec, signal: dict, summaries: dict | None) -> None:
     """Everything but the data set (already there) into ``temp``: axes, metadata with
     ``metadata.Summaries``, original_metadata, written by RosettaSciIO's writer from the dictionary
     ``signal.save`` would give (:func:`saved_dictionary`); an hspy archive through :func:`_fail_safe`.
@@ -231,20 +231,27 @@ def write_signal(temp: Path, codec: Codec, signal: dict, summaries: dict) -> Non
                 writer(raw, info, write_dataset=False)  # mode "a": the data set is kept
 
 
-def saved_dictionary(signal: dict, summaries: dict) -> dict:
+def saved_dictionary(signal: dict, summaries: dict | None = None) -> dict:
     """What ``dict2signal(signal).save()`` hands RosettaSciIO's writer (``s._to_dictionary()`` and
     the signal class's package), made without building the signal: HyperSpy would import the
-    class's package (pyxem, seconds) to make an object that is only written out."""
+    class's package (pyxem, seconds) to make an object that is only written out. A navigator
+    (``metadata._HyperSpy._sig_navigator``) is saved as HyperSpy saves ``s.navigator``."""
     import copy
 
-    metadata = copy.deepcopy(signal["metadata"])
-    metadata["Summaries"] = summaries
-    metadata.setdefault("_HyperSpy", {})["Folding"] = {
-        "unfolded": False,
-        "signal_unfolded": False,
-        "original_shape": None,
-        "original_axes_manager": None,
+    navigator = signal["metadata"].get("_HyperSpy", {}).get("_sig_navigator")
+    metadata = copy.deepcopy({k: v for k, v in signal["metadata"].items() if k != "_HyperSpy"})
+    if summaries is not None:
+        metadata["Summaries"] = summaries
+    metadata["_HyperSpy"] = {
+        "Folding": {
+            "unfolded": False,
+            "signal_unfolded": False,
+            "original_shape": None,
+            "original_axes_manager": None,
+        }
     }
+    if navigator is not None:
+        metadata["_HyperSpy"]["_sig_navigator"] = saved_dictionary(navigator)
     axes = [
         {
             "_type": "UniformDataAxis",
@@ -267,7 +274,7 @@ def saved_dictionary(signal: dict, summaries: dict) -> dict:
         "models": {},
         "tmp_parameters": {},
         "attributes": {"_lazy": False, "ragged": False},
-        "package_info": signal_package(metadata["Signal"].get("signal_type", ""), len(signal["data"].shape)),
+        "package_info": signal_package(metadata.get("Signal", {}).get("signal_type", ""), len(signal["data"].shape)),
     }
 
 
