@@ -133,6 +133,7 @@ def reference(args) -> int:
         first_frame=args.first_frame,
         last_frame=args.last_frame,
         sync_offset=args.sync_offset,
+        navigator=args.navigator,
     )
     print(clean(f"{args.file} -> {r['output']}: {', '.join(r['arrays'])}, {r['chunks']} frames referenced"))
     return 0

@@ -113,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     reference.add_argument("--last-frame", type=int, help="frame to stop before (Python slicing)")
     reference.add_argument("--sync-offset", type=int, default=0, help="skip (>0) or prepend blank (<0) frames")
     reference.add_argument("--overwrite", action="store_true", help="replace an existing reference file")
+    reference.add_argument(
+        "--navigator",
+        choices=("total", "bright_field"),
+        help="also store a navigator for HyperSpy's plot (one pass over the pixels)",
+    )
     reference.set_defaults(run=commands.reference)
 
     record = sub.add_parser(

@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import MIBFormatError, MIBWarning
 from ..sources.atomic import refuse_existing, replacing
 from ..sources.source import Remote, is_url, public_url
+from .navigator import attach, navigator_dict
 
 FORMAT = "rsciio_mib_plugin reference 1"
 ZGROUP = {"zarr_format": 2}
@@ -46,13 +47,17 @@ def references(
     first_frame: int | None = None,
     last_frame: int | None = None,
     sync_offset: int = 0,
+    navigator: str | None = None,
 ) -> dict:
     """The reference set (``{"version": 1, "refs": {...}}``) describing a processed ``.mib``.
 
     The scan shape is found as :func:`file_reader` finds it; each dataset
     (each counter when frames alternate) is one array of the root group:
     ``data``, or ``counter_0``, ``counter_1``. Pixels are in file row order
-    and big-endian, as stored; the attributes say so.
+    and big-endian, as stored; the attributes say so. ``navigator``
+    (``"total"`` or ``"bright_field"``) computes a navigator in one pass over
+    the pixels and stores it in the attributes: a load of the reference file
+    attaches it as ``s.navigator``.
 
     Raises
     ------
@@ -68,11 +73,14 @@ def references(
             f"{prop.source.name}: RAW (R64) frames are bit-packed 64-bit words whose pixels need reordering; "
             "a zarr reference can only point at stored pixels. Convert the file instead (rsciio-mib convert)"
         )
+    if navigator not in (None, "total", "bright_field"):
+        raise ValueError(f"`navigator` must be 'total', 'bright_field' or None, not {navigator!r}")
     read_plan = ReadPlan.make(prop, Shaping(navigation_shape, first_frame, last_frame, sync_offset=sync_offset))
     plans = read_plan.plans
     geometry = prop.geometry
+    images = read_plan.navigators(read_plan.arrays(lazy=True), navigator) if navigator else [None] * len(plans)
     refs = {".zgroup": json.dumps(ZGROUP)}
-    for plan, transform in zip(plans, read_plan.transforms):
+    for plan, transform, image in zip(plans, read_plan.transforms, images):
         name = "data" if len(plans) == 1 else f"counter_{plan.counter}"
         frames = plan.frame_numbers()
         nav = plan.shape
@@ -95,7 +103,8 @@ def references(
                 "axes": info["axes"],
                 "metadata": info["metadata"],
                 "original_metadata": info["original_metadata"],
-            },
+            }
+            | ({} if image is None else {"navigator": {"kind": navigator, "data": image}}),
             default=_jsonable,
         )
         firsts = [s.first for s in prop.segments]
@@ -302,6 +311,7 @@ def _checked_attrs(where_: str, attrs, shape: list[int]) -> np.ndarray:
         if not isinstance(attrs.get(key), kind):
             raise MIBFormatError(f"{where_}: .zattrs {key!r} must be a JSON {'object' if kind is dict else 'list'}")
     nav = tuple(shape[:-2])
+    _check_navigator(where_, attrs.get("navigator"), nav)
     signal = attrs["metadata"].get("Signal", {})
     value = signal.get("blank_positions") if isinstance(signal, dict) else None
     if value is None:
@@ -313,6 +323,19 @@ def _checked_attrs(where_: str, attrs, shape: list[int]) -> np.ndarray:
     if blank is None or blank.dtype != bool or blank.shape != nav:
         raise MIBFormatError(f"{where_}: metadata.Signal.blank_positions must be booleans of the scan's shape {nav}")
     return blank
+
+
+def _check_navigator(where_: str, stored, nav: tuple[int, ...]) -> None:
+    """A stored navigator is ``{"kind": "total" or "bright_field", "data": counts shaped like the scan}``."""
+    if stored is None:
+        return
+    try:
+        ok = isinstance(stored, dict) and stored.get("kind") in ("total", "bright_field")
+        data = np.asarray(stored["data"]) if ok else None
+    except (ValueError, KeyError):
+        data = None
+    if data is None or data.shape != nav or data.dtype.kind not in "iuf":
+        raise MIBFormatError(f"{where_}: .zattrs 'navigator' must hold 'kind' and numbers of the scan's shape {nav}")
 
 
 def _is_payload(prop, offset: int) -> bool:
@@ -348,5 +371,10 @@ def read_reference(path, *, lazy: bool = False, flip_y: bool = True, storage_opt
             )
         original = attrs["original_metadata"]
         original.setdefault("mib_plugin", {})["flip_y"] = flip_y
-        out.append({"data": data, "axes": attrs["axes"], "metadata": metadata, "original_metadata": original})
+        signal = {"data": data, "axes": attrs["axes"], "metadata": metadata, "original_metadata": original}
+        stored = attrs.get("navigator")
+        if stored is not None:
+            title = metadata["General"]["title"]
+            attach(signal, navigator_dict(np.asarray(stored["data"]), signal["axes"], title, stored["kind"]))
+        out.append(signal)
     return out

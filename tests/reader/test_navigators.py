@@ -168,3 +168,23 @@ def test_frame_totals_equal_numpy(kind, frame, n, seed):
     frames = np.random.default_rng(seed).integers(0, top, (n, *frame), dtype=dtype)
     frames[0] = top - 1  # every pixel at the counter's maximum
     np.testing.assert_array_equal(frame_totals(frames, depth), frames.reshape(n, -1).sum(axis=1, dtype=np.uint64))
+
+
+def test_reference_files_carry_it_when_written_with_one(scan, tmp_path):
+    import json
+
+    from rsciio_mib_plugin import MIBFormatError, write_references
+
+    (eager,) = file_reader(scan)
+    write_references(scan, tmp_path / "plain.json")
+    assert _navigator(file_reader(str(tmp_path / "plain.json"))[0]) is None
+    write_references(scan, tmp_path / "nav.json", navigator="total")
+    (d,) = file_reader(str(tmp_path / "nav.json"), lazy=True)
+    np.testing.assert_array_equal(_navigator(d)["data"], _navigator(eager)["data"])
+    refs = json.loads((tmp_path / "nav.json").read_text())
+    attrs = json.loads(refs["refs"]["data/.zattrs"])
+    attrs["navigator"]["data"] = [[1, 2], [3]]
+    refs["refs"]["data/.zattrs"] = json.dumps(attrs)
+    (tmp_path / "bad.json").write_text(json.dumps(refs))
+    with pytest.raises(MIBFormatError, match="'navigator' must hold 'kind' and numbers of the scan's shape"):
+        file_reader(str(tmp_path / "bad.json"))

@@ -1,0 +1,134 @@
+"""What navigators cost and save (issue 26).
+
+Plain script, not a test. Two measurements, each case in its own process
+(``bench_read.run_case``: the second of two runs timed, files in the page cache),
+interleaved over ``--rounds`` rounds, medians and ranges printed:
+
+- eager: ``file_reader`` of the 2.15 GB 128x128 scan of ``bench_read.py`` with
+  the default navigator (frame totals counted while reading) and with
+  ``navigator=None``; the ratio is the price of the navigator;
+- browsing: a ``--scan`` x ``--scan`` sparse scan (256: 65,536 frames, 8.6 GB)
+  converted to zspy once, then ``hs.load(lazy=True)`` and ``s.plot()`` (Agg)
+  with the stored navigator, against the same with ``s.navigator = None``
+  (HyperSpy summing the whole archive for its own); the data chunks the first
+  plot reads are counted.
+
+    python benchmarks/bench_navigator.py [--rounds 5] [--scan 256] [--dir /tmp/rsciio_mib_bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_convert import make_sparse  # noqa: E402
+from bench_read import CASES, make_files, run_case  # noqa: E402
+
+EAGER = {
+    "eager file_reader, navigator total (default)": """
+        from rsciio_mib_plugin import file_reader
+        (d,) = file_reader(PATH)
+        touch(d["data"])
+    """,
+    "eager file_reader, navigator=None": """
+        from rsciio_mib_plugin import file_reader
+        (d,) = file_reader(PATH, navigator=None)
+        touch(d["data"])
+    """,
+}
+
+BROWSE = {
+    "lazy archive: hs.load + plot, stored navigator": """
+        import matplotlib; matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import hyperspy.api as hs
+        s = hs.load(PATH, lazy=True)
+        s.plot()
+        plt.close("all")
+    """,
+    "lazy archive: hs.load + plot, navigator removed": """
+        import matplotlib; matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import hyperspy.api as hs
+        s = hs.load(PATH, lazy=True)
+        s.navigator = None
+        s.plot()
+        plt.close("all")
+    """,
+}
+
+COUNT_READS = """
+import re, sys, zarr, matplotlib
+matplotlib.use("Agg")
+import hyperspy.api as hs
+reads = []
+original = zarr.storage.DirectoryStore.__getitem__
+def counting(self, key):
+    if re.fullmatch(r"Experiments/[^/]+/data/[0-9.]+", key):
+        reads.append(key)
+    return original(self, key)
+zarr.storage.DirectoryStore.__getitem__ = counting
+s = hs.load(sys.argv[1], lazy=True)
+s.plot()
+print(len(reads), s.data.npartitions)
+"""
+
+
+def measure(cases: dict, path: Path, nav: tuple[int, int], rounds: int) -> dict:
+    CASES.update(cases)
+    runs = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name in cases:
+            row = run_case(name, path, nav)
+            if row:
+                runs[name].append(row["seconds"])
+    return {name: found for name, found in runs.items() if found}
+
+
+def show(runs: dict) -> None:
+    for name, found in runs.items():
+        print(f"| {name} | {statistics.median(found):.3f} | {min(found):.3f}-{max(found):.3f} |")
+
+
+def main() -> None:
+    import subprocess
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--scan", type=int, default=256)
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/rsciio_mib_bench"))
+    args = parser.parse_args()
+    args.dir.mkdir(parents=True, exist_ok=True)
+    print(f"{platform.node()}: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+
+    processed, _ = make_files(args.dir, 128)
+    eager = measure(EAGER, processed, (128, 128), args.rounds)
+    print(f"\n{processed.name} ({processed.stat().st_size / 1e9:.2f} GB), {args.rounds} interleaved rounds")
+    print("| case | s (median) | s (range) |\n|---|---|---|")
+    show(eager)
+    with_nav, without = (statistics.median(v) for v in eager.values())
+    print(f"navigator / none: {with_nav / without:.3f}x (target <= 1.05)")
+
+    from rsciio_mib_plugin import convert
+
+    sparse = make_sparse(args.dir, args.scan)
+    archive = args.dir / "navigator" / f"{sparse.stem}.zspy"
+    if not archive.exists():
+        convert(sparse, archive.parent)
+    browse = measure(BROWSE, archive, (args.scan, args.scan), args.rounds)
+    print(f"\n{archive.name}: {args.scan * args.scan} frames, {args.rounds} interleaved rounds")
+    print("| case | s (median) | s (range) |\n|---|---|---|")
+    show(browse)
+    stored, removed = (statistics.median(v) for v in browse.values())
+    print(f"HyperSpy's own navigator / stored: {removed / stored:.1f}x (target >= 20)")
+    reads = subprocess.run([sys.executable, "-c", COUNT_READS, str(archive)], capture_output=True, text=True)
+    print(f"data chunks read by the first plot, of all: {reads.stdout.strip() or reads.stderr[-300:]}")
+
+
+if __name__ == "__main__":
+    main()
