@@ -20,6 +20,7 @@ _EXPORTS = {
     "MerlinCommandError": ".errors",
     "write_mib": ".format.write",
     "convert": ".conversion.archive",
+    "watch_folder": ".conversion.watch",
     "write_references": ".reader.reference",
     "record": ".live.recorder",
     "stream": ".live.acquisition",

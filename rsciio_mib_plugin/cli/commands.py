@@ -71,50 +71,86 @@ def convert(args) -> int:
     from ..conversion.archive import convert
     from ..sources.source import Remote, is_url
 
+    if bool(args.files) == bool(args.watch):
+        error("convert", "give the files to convert, or --watch FOLDER (not both)")
+        return 2
+    options = {
+        "format": args.format,
+        "compression": args.compression,
+        "level": args.level,
+        "shuffle": not args.no_shuffle,
+        "chunks": args.chunks,
+        "preview": args.preview,
+        "navigator": None if args.navigator == "none" else args.navigator,
+        "threads": args.threads,
+        "navigation_shape": args.navigation_shape,
+        "first_frame": args.first_frame,
+        "last_frame": args.last_frame,
+        "sync_offset": args.sync_offset,
+        "quad_gap": args.quad_gap,
+        "bin_signal": args.bin_signal,
+        "bin_navigation": args.bin_navigation,
+    }
+    if args.watch:
+        return _watch(args, options)
     sizes = [Remote(p, args.storage_options).size() if is_url(p) else os.path.getsize(p) for p in inputs(args.files)]
     bar = progress_bar(args.progress, sum(sizes), "B", "convert")
-
-    def done(r: dict) -> None:  # one line per archive, as soon as it is in place
-        shape = hyperspy_shape(r["shape"][:-2][::-1], r["shape"][-2:])
-        line = clean(
-            f"[{r['archive']}/{r['archives']}] {r['input']} -> {r['output']}: {shape} {r['dtype']}, "
-            f"{r['bytes_read'] / 1e6:.1f} MB read in {r['seconds']:.2f} s "
-            f"({r['bytes_read'] / 1e6 / max(r['seconds'], 1e-9):.0f} MB/s), ratio {r['ratio']:.2f}"
-        )
-        if bar is not None:
-            bar.write(line, file=sys.stdout)
-        else:
-            print(line, flush=True)
-
     try:
         convert(
             args.files,
             args.output_dir,
-            format=args.format,
-            compression=args.compression,
-            level=args.level,
-            shuffle=not args.no_shuffle,
-            chunks=args.chunks,
             overwrite=args.overwrite,
-            preview=args.preview,
-            navigator=None if args.navigator == "none" else args.navigator,
-            threads=args.threads,
             progress=bar.update if bar else None,
-            done=done,
-            navigation_shape=args.navigation_shape,
-            first_frame=args.first_frame,
-            last_frame=args.last_frame,
-            sync_offset=args.sync_offset,
-            quad_gap=args.quad_gap,
-            bin_signal=args.bin_signal,
-            bin_navigation=args.bin_navigation,
+            done=lambda r: _archived(r, bar),
             series=args.series,
             storage_options=args.storage_options,
+            **options,
         )
     finally:
         if bar is not None:
             bar.close()
     return 0
+
+
+def _archived(r: dict, bar=None) -> None:
+    """One line per archive, as soon as it is in place."""
+    shape = hyperspy_shape(r["shape"][:-2][::-1], r["shape"][-2:])
+    line = clean(
+        f"[{r['archive']}/{r['archives']}] {r['input']} -> {r['output']}: {shape} {r['dtype']}, "
+        f"{r['bytes_read'] / 1e6:.1f} MB read in {r['seconds']:.2f} s "
+        f"({r['bytes_read'] / 1e6 / max(r['seconds'], 1e-9):.0f} MB/s), ratio {r['ratio']:.2f}"
+    )
+    if bar is not None:
+        bar.write(line, file=sys.stdout)
+    else:
+        print(line, flush=True)
+
+
+def _watch(args, options: dict) -> int:
+    """``convert --watch``: until Ctrl-C, SIGTERM or ``--idle-exit``; a file that cannot be
+    converted is one error line, and the watch goes on."""
+    from ..conversion.watch import watch_folder
+
+    if args.overwrite or args.series:
+        error("convert", "--watch converts each acquisition once and finds series itself: drop --overwrite/--series")
+        return 2
+    failures = []
+
+    def failed(path, err) -> None:
+        failures.append(path)
+        error("convert", str(err) if str(path) in str(err) else f"{path}: {err}")
+
+    print(clean(f"watching {args.watch} -> {args.output_dir} (Ctrl-C to stop)"), flush=True)
+    try:
+        reports = watch_folder(
+            args.watch, args.output_dir, settle=args.settle, idle_exit=args.idle_exit, done=_archived, failed=failed,
+            **options,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        print("stopped", flush=True)
+        return 0
+    print(clean(f"idle for {args.idle_exit:g} s: {len(reports)} archive(s) written"), flush=True)
+    return 1 if failures else 0
 
 
 # --- reference -------------------------------------------------------------------

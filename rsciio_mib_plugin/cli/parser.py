@@ -69,8 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common, remote],
         help="compressed, frame-addressable zspy (zarr) or hspy (HDF5) archives with summaries, in one pass",
     )
-    convert.add_argument("files", nargs="+")
+    convert.add_argument("files", nargs="*", help=".mib files or URLs (or --watch FOLDER)")
     convert.add_argument("-o", "--output-dir", required=True, help="folder for the archives")
+    convert.add_argument(
+        "--watch", metavar="FOLDER", help="convert each acquisition written into FOLDER once it is complete"
+    )
+    convert.add_argument(
+        "--settle",
+        type=_seconds,
+        default=5.0,
+        help="with --watch: seconds unchanged after which a file without a frame count is complete (default 5)",
+    )
+    convert.add_argument(
+        "--idle-exit", type=_seconds, help="with --watch: stop after this many seconds with nothing left to do"
+    )
     convert.add_argument("--format", choices=("zspy", "hspy"), default="zspy")
     convert.add_argument("--compression", choices=("lz4", "zstd", "gzip", "none"), default="lz4")
     convert.add_argument("--level", type=int, help="compression level (default: 5 lz4, 3 zstd, 4 gzip)")
@@ -176,6 +188,16 @@ def _indices(text: str) -> tuple[int, ...]:
     if any(v < 0 for v in values):
         raise argparse.ArgumentTypeError(f"frame indices start at 0, got {text!r}")
     return values
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds >= 0, got {text!r}")
+    return value
 
 
 def _shape(text: str) -> tuple[int, ...]:
