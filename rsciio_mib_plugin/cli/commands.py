@@ -90,6 +90,7 @@ def convert(args) -> int:
         "quad_gap": args.quad_gap,
         "bin_signal": args.bin_signal,
         "bin_navigation": args.bin_navigation,
+        "scheduler": args.scheduler,
     }
     if args.watch:
         return _watch(args, options)

@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument(
         "--idle-exit", type=_seconds, help="with --watch: stop after this many seconds with nothing left to do"
     )
+    convert.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on a dask.distributed cluster (tcp://host:8786); workers must see the inputs and the output folder",
+    )
     convert.add_argument("--format", choices=("zspy", "hspy"), default="zspy")
     convert.add_argument("--compression", choices=("lz4", "zstd", "gzip", "none"), default="lz4")
     convert.add_argument("--level", type=int, help="compression level (default: 5 lz4, 3 zstd, 4 gzip)")

@@ -70,6 +70,7 @@ def convert(
     threads: int | None = None,
     progress=None,
     done=None,
+    scheduler=None,
     **read_options,
 ) -> list[dict]:
     """Convert ``.mib`` files into compressed zspy or hspy archives, with summaries.
@@ -116,6 +117,14 @@ def convert(
     done : callable, optional
         ``done(report)`` as soon as each archive is in place (``report`` as
         returned below), e.g. to log conversions one by one.
+    scheduler : str or distributed.Client, optional
+        Run the pass on a ``dask.distributed`` cluster (its address, or a
+        client): the blocks of every file are tasks on the workers, which read
+        their frames by byte range (local paths they see, or URLs) and write
+        their chunks of a zspy archive straight into it (``output_dir`` must be
+        on a file system the workers share; an hspy archive's blocks come back
+        to be written here). Summaries are merged exactly: the archive is the
+        one an in-process conversion writes. ``threads`` is then unused.
     **read_options
         ``navigation_shape``, ``first_frame``, ``last_frame``,
         ``sync_offset``, ``quad_gap``, ``bin_signal``, ``bin_navigation``,
@@ -171,11 +180,21 @@ def convert(
     importlib.import_module(f"rsciio.{format}")  # the writer, imported before the clocks start
 
     output_dir.mkdir(parents=True, exist_ok=True)
+    client, ours = (None, False)
+    if scheduler is not None:
+        from .cluster import client_for
+
+        client, ours = client_for(scheduler)
     reports = []
-    for i, job in enumerate(jobs, 1):
-        reports.append({"archive": i, "archives": len(jobs)} | job.run(overwrite, preview, threads, progress))
-        if done is not None:
-            done(reports[-1])
+    try:
+        for i, job in enumerate(jobs, 1):
+            run = job.run(overwrite, preview, threads, progress, client)
+            reports.append({"archive": i, "archives": len(jobs)} | run)
+            if done is not None:
+                done(reports[-1])
+    finally:
+        if ours:
+            client.close()
     return reports
 
 
@@ -256,12 +275,12 @@ class Job:
         packed = sum(len(codec.encode(sample[i : i + per_piece])) for i in range(0, len(sample), per_piece))
         return sample.nbytes / max(1, packed)
 
-    def run(self, overwrite: bool, preview: bool, threads: int, progress) -> dict:
+    def run(self, overwrite: bool, preview: bool, threads: int, progress, client=None) -> dict:
         started = time.perf_counter() - self.opening
         if self.chunks is None:
             self.chunks = archive_chunks(self.nav, self.frame, self.dtype, self.sample_ratio())
         try:
-            summaries, written = self._write(overwrite, preview, threads, progress)
+            summaries, written = self._write(overwrite, preview, threads, progress, client)
         except OSError as err:  # a full disk, a file-size limit: one line, and nothing left behind
             if err.strerror is None or err.filename is not None:
                 raise
@@ -282,12 +301,17 @@ class Job:
             "disc": dict(zip(("row", "col", "radius"), summaries.disc)),
         }
 
-    def _write(self, overwrite: bool, preview: bool, threads: int, progress):
+    def _write(self, overwrite: bool, preview: bool, threads: int, progress, client=None):
         """The archive written into a temporary and put in place: its summaries and bytes on disk."""
         blocks = BlockPlan(self.nav, self.frame, self.dtype, self.chunks)
         with replacing(self.target, overwrite, directory=self.codec.format == "zspy") as temp:
             with open_dataset(temp, self.codec, self.group, self.shape, self.chunks, self.dtype) as write:
-                summaries = run_pass(self.reader, self.plan, blocks, write, threads, progress)
+                if client is not None:
+                    from .cluster import run_pass_on_cluster
+
+                    summaries = run_pass_on_cluster(client, self.reader, self.plan, blocks, write, progress)
+                else:
+                    summaries = run_pass(self.reader, self.plan, blocks, write, threads, progress)
             write_signal(temp, self.codec, self._with_navigator(summaries), summaries.metadata(self.reader.name))
             if preview:
                 vbf = summaries.vbf if self.nav else None

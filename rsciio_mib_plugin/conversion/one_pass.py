@@ -33,45 +33,58 @@ def find_aperture(reader: FrameReader, plan: ScanPlan, nav: tuple[int, ...]) -> 
     return aperture_of(sample), positions.size
 
 
-def run_pass(reader: FrameReader, plan: ScanPlan, blocks: BlockPlan, write, threads: int, progress) -> Summaries:
-    """Read every block once on ``threads`` workers: summaries added piece by piece, then ``write(nav_slices, block)``.
+class BlockWork:
+    """Read, summarise (piece by piece, while in the CPU cache) and write one block at a time."""
 
-    ``progress(n_bytes)`` after each block.
-    """
-    nav, frame, dtype = blocks.nav, blocks.frame, blocks.dtype
-    scan = plan.shape or ()
-    summaries = Summaries(nav, frame, dtype, scan)
-    summaries.set_disc(*find_aperture(reader, plan, nav))
-    index_of = np.arange(math.prod(nav)).reshape(nav) if nav else np.zeros((), int)
-    positions = np.arange(math.prod(scan)).reshape(scan)
+    def __init__(self, reader: FrameReader, plan: ScanPlan, blocks: BlockPlan, summaries: Summaries, write):
+        self.reader, self.plan, self.blocks, self.summaries, self.write = reader, plan, blocks, summaries, write
+        nav, scan = blocks.nav, plan.shape or ()
+        self.index_of = np.arange(math.prod(nav)).reshape(nav) if nav else np.zeros((), int)
+        self.positions = np.arange(math.prod(scan)).reshape(scan)
+        self.local = threading.local()
 
-    def position_numbers(source_slices):
-        return positions if source_slices is None else positions[source_slices]
+    def _position_numbers(self, source_slices):
+        return self.positions if source_slices is None else self.positions[source_slices]
 
-    per_piece, bin_navigation = blocks.per_piece, reader.transform.bin_navigation
-    header_bytes, frame_bytes = reader.geometry.header_bytes, reader.geometry.frame_bytes
-    local = threading.local()
-
-    def work(nav_slices):
+    def __call__(self, nav_slices) -> tuple[np.ndarray, np.ndarray, int]:
+        """Process the block under ``nav_slices``: its flat output positions, its source scan
+        positions and the source frames read (blank ones included)."""
+        reader, plan, blocks, summaries = self.reader, self.plan, self.blocks, self.summaries
+        frame, per_piece, bin_navigation = blocks.frame, blocks.per_piece, reader.transform.bin_navigation
         shape = tuple(s.stop - s.start for s in nav_slices) + frame
-        buffer = getattr(local, "buffer", None)  # one per worker, reused: fresh memory costs page faults
+        buffer = getattr(self.local, "buffer", None)  # one per worker, reused: fresh memory costs page faults
         if buffer is None or buffer.size < math.prod(shape):
-            buffer = local.buffer = np.empty(math.prod(shape), dtype)
+            buffer = self.local.buffer = np.empty(math.prod(shape), blocks.dtype)
         block = buffer[: math.prod(shape)].reshape((-1,) + frame)
         groups = grouped_frames(plan.frame_numbers, nav_slices, bin_navigation)
-        heads = np.empty((groups.size, header_bytes), np.uint8)  # the headers, read on the way
-        index = index_of[nav_slices].reshape(-1)
+        heads = np.empty((groups.size, reader.geometry.header_bytes), np.uint8)  # the headers, read on the way
+        index = self.index_of[nav_slices].reshape(-1)
         per_group = groups.shape[1]
         summaries.add_blank(int((groups < 0).all(axis=1).sum()))
         for i in range(0, len(block), per_piece):  # summarised while the piece is in the CPU cache
             piece = slice(i, i + per_piece)
             reader.read_groups(groups[piece], block[piece], 1, heads[i * per_group : (i + per_piece) * per_group])
             summaries.add(index[piece], block[piece])
-        where = grouped_frames(position_numbers, nav_slices, bin_navigation)
+        where = grouped_frames(self._position_numbers, nav_slices, bin_navigation)
         summaries.add_headers(where.ravel(), groups.ravel(), heads)
-        write(nav_slices, block.reshape(shape))
+        self.write(nav_slices, block.reshape(shape))
+        return index, where.ravel(), groups.size
+
+
+def run_pass(reader: FrameReader, plan: ScanPlan, blocks: BlockPlan, write, threads: int, progress) -> Summaries:
+    """Read every block once on ``threads`` workers: summaries added piece by piece, then ``write(nav_slices, block)``.
+
+    ``progress(n_bytes)`` after each block.
+    """
+    summaries = Summaries(blocks.nav, blocks.frame, blocks.dtype, plan.shape or ())
+    summaries.set_disc(*find_aperture(reader, plan, blocks.nav))
+    process = BlockWork(reader, plan, blocks, summaries, write)
+    frame_bytes = reader.geometry.frame_bytes
+
+    def work(nav_slices):
+        frames = process(nav_slices)[2]
         if progress is not None:
-            progress(groups.size * frame_bytes)
+            progress(frames * frame_bytes)
 
     parts = blocks.blocks()
     if threads > 1 and len(parts) > 1:

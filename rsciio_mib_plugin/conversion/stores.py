@@ -106,16 +106,7 @@ def open_dataset(temp: Path, codec: Codec, group: str, shape: tuple[int, ...], c
             fill_value=0,
             dimension_separator=".",
         )
-        folder = Path(temp, *group.split("/"), "data")
-
-        def write(nav_slices, block):
-            # zarr's own chunk files (whole chunks, compressed bytes), written here without
-            # zarr's per-chunk bookkeeping, on every worker at once
-            for offset, chunk in chunks_of(block, nav_slices, chunks, shape):
-                path = folder / ".".join(str(o // c) for o, c in zip(offset, chunks))
-                path.write_bytes(compressor.encode(chunk) if compressor is not None else chunk.tobytes())
-
-        yield write
+        yield ChunkFiles(Path(temp, *group.split("/"), "data"), codec, shape, chunks)
         return
     import h5py
 
@@ -139,6 +130,24 @@ def open_dataset(temp: Path, codec: Codec, group: str, shape: tuple[int, ...], c
                     dset.id.write_direct_chunk(offset, data)
 
         yield write
+
+
+@dataclass(frozen=True)
+class ChunkFiles:
+    """``write(nav_slices, block)`` of a zspy data set: zarr's own chunk files (whole chunks,
+    compressed bytes), written without zarr's per-chunk bookkeeping, by any number of workers at
+    once, threads or the processes of a cluster sharing the folder (it pickles)."""
+
+    folder: Path
+    codec: Codec
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+
+    def __call__(self, nav_slices, block) -> None:
+        compressor = self.codec.numcodecs()
+        for offset, chunk in chunks_of(block, nav_slices, self.chunks, self.shape):
+            path = self.folder / ".".join(str(o // c) for o, c in zip(offset, self.chunks))
+            path.write_bytes(compressor.encode(chunk) if compressor is not None else chunk.tobytes())
 
 
 class _FailSafeFile(io.RawIOBase):

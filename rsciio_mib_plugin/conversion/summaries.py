@@ -80,6 +80,32 @@ class Summaries:
             "nij,ij->n", frames[:, rows, cols], mask.astype(frames.dtype), dtype=np.uint64
         )
 
+    def part_of(self, index: np.ndarray, positions: np.ndarray) -> dict:
+        """What this object summed of one block (output ``index``, source scan ``positions``), to
+        send from a cluster worker and :meth:`merge` into the client's summaries."""
+        valid = positions[positions >= 0]
+        return {
+            "index": index,
+            "totals": self.totals.reshape(-1)[index],
+            "vbf": self.vbf.reshape(-1)[index],
+            "positions": valid,
+            "times": self.times.reshape(-1)[valid],
+            "exposures": self.exposures.reshape(-1)[valid],
+            "parts": [list(p) for p in self.parts],
+            "blank": self.blank,
+            "unreadable": list(self.unreadable),
+        }
+
+    def merge(self, part: dict) -> None:
+        """Add what a worker summed of one block (:meth:`part_of`): exactly what summing it here gives."""
+        self.totals.reshape(-1)[part["index"]] = part["totals"]
+        self.vbf.reshape(-1)[part["index"]] = part["vbf"]
+        self.times.reshape(-1)[part["positions"]] = part["times"]
+        self.exposures.reshape(-1)[part["positions"]] = part["exposures"]
+        self.parts.extend(part["parts"])
+        self.blank += part["blank"]
+        self.unreadable.extend(part["unreadable"])
+
     @property
     def sum_pattern(self) -> np.ndarray:
         return sum((p[0] for p in self.parts), np.zeros(self.frame, np.uint64))

@@ -1,0 +1,120 @@
+"""Conversion on a dask.distributed cluster (issue 27, part 2): the archive an in-process
+conversion writes, byte for byte, from blocks read and written by the workers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rsciio_mib_plugin import convert, write_mib
+
+RNG = np.random.default_rng(2727)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """Two worker processes on loopback, their scratch space under the test's folder."""
+    distributed = pytest.importorskip("distributed")
+    folder = tmp_path_factory.mktemp("dask")
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            local_directory=str(folder),
+        ) as local,
+        distributed.Client(local) as client,
+    ):
+        yield client
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _scan(tmp_path, lost=False):
+    y, x = np.ogrid[:64, :256]
+    disc = ((y - 32) ** 2 + (x - 128) ** 2 < 10**2) * 30
+    data = RNG.poisson(disc + 1, size=(12, 16, 64, 256)).astype(np.uint16)
+    return write_mib(tmp_path / "scan.mib", data, hdr={"ScanX": 16, "ScanY": 12})
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of 1 MiB instead of 32 MiB: a small scan makes many tasks."""
+    import functools
+
+    from rsciio_mib_plugin.conversion import archive
+    from rsciio_mib_plugin.conversion.blocks import BlockPlan
+
+    monkeypatch.setattr(archive, "BlockPlan", functools.partial(BlockPlan, block_bytes=1 << 20))
+
+
+@pytest.mark.parametrize("options", [{}, {"bin_navigation": 2, "compression": "zstd"}, {"format": "hspy"}])
+def test_cluster_archive_equals_the_in_process_one(cluster, tmp_path, small_blocks, options):
+    import hyperspy.api as hs
+    from distributed import get_task_stream
+
+    path = _scan(tmp_path)
+    here = convert(path, tmp_path / "here", **options)
+    with get_task_stream(cluster) as tasks:
+        there = convert(path, tmp_path / "there", scheduler=cluster, **options)
+    blocks = [t for t in tasks.data if "block_task" in t["key"]]
+    assert len(blocks) >= 2
+    if not options:  # 8 blocks: spread over both workers
+        assert len({t["worker"] for t in blocks}) == 2
+    fmt = options.get("format", "zspy")
+    a, b = hs.load(tmp_path / "here" / f"scan.{fmt}"), hs.load(tmp_path / "there" / f"scan.{fmt}")
+    np.testing.assert_array_equal(a.data, b.data)
+    mine, theirs = a.metadata.Summaries.as_dictionary(), b.metadata.Summaries.as_dictionary()
+    for key, value in mine.items():
+        if isinstance(value, dict):
+            for k, v in value.items():
+                np.testing.assert_array_equal(v, theirs[key][k], err_msg=f"{key}.{k}")
+        else:
+            np.testing.assert_array_equal(value, theirs[key], err_msg=key)
+    np.testing.assert_array_equal(a.navigator.data, b.navigator.data)
+    assert here[0]["chunks"] == there[0]["chunks"] and here[0]["bytes_written"] == there[0]["bytes_written"]
+    if fmt == "zspy":  # the very chunk files
+
+        def chunk_files(folder):
+            return {k: v for k, v in _files(folder).items() if "/data/" in k and not k.endswith((".zarray", ".zattrs"))}
+
+        assert chunk_files(tmp_path / "here") == chunk_files(tmp_path / "there")
+
+
+def test_command_line_scheduler(cluster, tmp_path):
+    path = _scan(tmp_path)
+    address = cluster.scheduler.address
+    done = subprocess.run(
+        [sys.executable, "-m", "rsciio_mib_plugin", "convert", path, "-o", tmp_path / "out", "--scheduler", address],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "scan.zspy: (16, 12|256, 64) uint16" in done.stdout
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rsciio_mib_plugin",
+            "convert",
+            path,
+            "-o",
+            tmp_path / "x",
+            "--scheduler",
+            "tcp://127.0.0.1:9",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "cannot connect to a dask scheduler" in bad.stderr
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
