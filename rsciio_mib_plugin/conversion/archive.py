@@ -185,17 +185,44 @@ def convert(
         from .cluster import client_for
 
         client, ours = client_for(scheduler)
-    reports = []
     try:
+        if client is not None and len(jobs) > 1:
+            return _run_at_once(jobs, overwrite, preview, progress, done, client)
+        reports = []
         for i, job in enumerate(jobs, 1):
             run = job.run(overwrite, preview, threads, progress, client)
             reports.append({"archive": i, "archives": len(jobs)} | run)
             if done is not None:
                 done(reports[-1])
+        return reports
     finally:
         if ours:
             client.close()
-    return reports
+
+
+#: Files converted at once on a cluster: each submits its blocks, so the workers always have some.
+FILES_AT_ONCE = 4
+
+
+def _run_at_once(jobs: list, overwrite: bool, preview: bool, progress, done, client) -> list[dict]:
+    """The jobs of several files on a cluster, :data:`FILES_AT_ONCE` at a time, reported as each
+    lands; the first failure stops the rest and is raised."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    reports = {}
+    with ThreadPoolExecutor(min(FILES_AT_ONCE, len(jobs))) as pool:
+        futures = {pool.submit(job.run, overwrite, preview, 1, progress, client): i for i, job in enumerate(jobs, 1)}
+        try:
+            for future in as_completed(futures):
+                i = futures[future]
+                reports[i] = {"archive": i, "archives": len(jobs)} | future.result()
+                if done is not None:
+                    done(reports[i])
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return [reports[i] for i in sorted(reports)]
 
 
 def _usable_cores() -> int:

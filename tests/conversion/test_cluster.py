@@ -118,3 +118,21 @@ def test_command_line_scheduler(cluster, tmp_path):
     )
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "cannot connect to a dask scheduler" in bad.stderr
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+
+
+def test_several_files_at_once_and_counters(cluster, tmp_path):
+    import hyperspy.api as hs
+
+    a = write_mib(tmp_path / "a.mib", RNG.integers(0, 4096, (6, 8, 64, 256), dtype=np.uint16), hdr={"ScanX": 8})
+    b = write_mib(
+        tmp_path / "b.mib",
+        RNG.integers(0, 60, (24, 32, 256), dtype=np.uint8),
+        counter=np.tile([0, 1], 12),
+        hdr={"Active Counters": "Both", "ScanX": 4, "ScanY": 3, "Frames in Acquisition": 24},
+    )
+    lines = []
+    reports = convert([a, b], tmp_path / "there", scheduler=cluster, done=lines.append)
+    here = convert([a, b], tmp_path / "here")
+    assert [r["archive"] for r in reports] == [1, 2, 3] and len(lines) == 3
+    for r, h in zip(reports, here):
+        np.testing.assert_array_equal(hs.load(r["output"]).data, hs.load(h["output"]).data)
