@@ -80,6 +80,14 @@ def test_cluster_archive_equals_the_in_process_one(cluster, tmp_path, small_bloc
         else:
             np.testing.assert_array_equal(value, theirs[key], err_msg=key)
     np.testing.assert_array_equal(a.navigator.data, b.navigator.data)
+
+    def kept(signal):  # all metadata but when the archive was loaded (and the summaries, compared above)
+        md = signal.metadata.as_dictionary()
+        md["General"].pop("FileIO", None)
+        return repr({k: v for k, v in md.items() if k not in ("Summaries", "_HyperSpy")})
+
+    assert kept(a) == kept(b)
+    assert repr(a.original_metadata.as_dictionary()) == repr(b.original_metadata.as_dictionary())
     assert here[0]["chunks"] == there[0]["chunks"] and here[0]["bytes_written"] == there[0]["bytes_written"]
     if fmt == "zspy":  # the very chunk files
 

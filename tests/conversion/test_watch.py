@@ -152,3 +152,78 @@ def test_command_line_watch_lines_errors_and_sigterm(sources, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["counted.zspy", "silent.zspy"]
     usage = subprocess.run([*WATCH, watched, str(counted), "-o", out], capture_output=True, text=True, timeout=300)
     assert usage.returncode == 2 and usage.stderr.count("\n") == 1
+
+
+def _wait_for(condition, seconds: float = 60.0) -> bool:
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_watcher_process_with_files_written_piece_by_piece_and_recorded_live(sources, tmp_path):
+    """The watcher runs as its own process; one acquisition is written piece by piece as the Merlin
+    software writes it, another is recorded by `rsciio-mib record` from `rsciio-mib serve`."""
+    import re as regex
+
+    from servers import running
+
+    counted, silent = sources
+    watched, out = tmp_path / "watched", tmp_path / "out"
+    watched.mkdir()
+    log = tmp_path / "watch.log"
+    with open(log, "w") as sink:
+        watcher = subprocess.Popen(
+            [*WATCH, watched, "-o", out, "--settle", "2", "--idle-exit", "3"], stdout=sink, stderr=subprocess.STDOUT
+        )
+    try:
+        _grow(watched / "counted.mib", counted, pieces=6, pause=0.3).join(60)
+        serve = ["-m", "rsciio_mib_plugin", "serve", counted, "--data-port", "0", "--control-port", "0", "--fps", "20"]
+
+        def ports(text):
+            found = regex.search(r"control port (\d+), data port (\d+)", text)
+            return (int(found[1]), int(found[2])) if found else None
+
+        with running(serve, tmp_path, ports) as ((control, data), _):
+            record = [sys.executable, "-m", "rsciio_mib_plugin", "record", "-o", watched / "live.mib"]
+            done = subprocess.run(
+                [*record, "--data-port", str(data), "--control-port", str(control), "--start"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert done.returncode == 0, done.stderr
+        assert watcher.wait(120) == 0, log.read_text()
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait(10)
+    text = log.read_text()
+    assert text.count("] ") == 2, text  # one line per archive
+    assert sorted(p.name for p in out.iterdir()) == ["counted.zspy", "live.zspy"]
+    np.testing.assert_array_equal(_archive(out / "counted.zspy"), _data(counted))
+    np.testing.assert_array_equal(_archive(out / "live.zspy"), _data(counted))
+
+
+def test_sigterm_mid_conversion_leaves_no_partial_archive_and_a_restart_redoes_it(tmp_path):
+    watched, out = tmp_path / "watched", tmp_path / "out"
+    watched.mkdir()
+    big = write_mib(
+        watched / "big.mib",
+        RNG.integers(0, 4096, (24, 64, 256, 256), dtype=np.uint16),  # 200 MB: the conversion takes a while
+        hdr={"ScanX": 64, "ScanY": 24, "Frames in Acquisition": 1536},
+    )
+    proc = subprocess.Popen([*WATCH, watched, "-o", out, "--threads", "1"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert _wait_for(lambda: out.exists() and any(p.name.startswith(".big.partial-") for p in out.iterdir()))
+        proc.send_signal(signal.SIGTERM)
+        stdout, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0 and stdout.strip().endswith("stopped")
+    assert list(out.iterdir()) == []  # neither an archive nor its temporary
+    (report,) = watch_folder(watched, out, settle=0.2, idle_exit=0.3, poll=0.1)
+    np.testing.assert_array_equal(_archive(report["output"]), _data(big))
