@@ -12,6 +12,8 @@ exactly those of an in-process conversion, and so are the chunks.
 
 from __future__ import annotations
 
+import threading
+
 from ..reader.frames import FrameReader
 from ..reader.scan import ScanPlan
 from .blocks import BlockPlan
@@ -44,11 +46,16 @@ class _Returned:
         self.blocks.append((nav_slices, block.copy()))
 
 
+#: Each worker thread's block buffer, kept from task to task (fresh memory for every block costs
+#: its page faults).
+_BUFFERS = threading.local()
+
+
 def _block_task(nav_slices, reader: FrameReader, plan: ScanPlan, blocks: BlockPlan, disc, write):
     summaries = Summaries(blocks.nav, blocks.frame, blocks.dtype, plan.shape or ())
     summaries.set_disc(*disc)
     writer = write if write is not None else _Returned()
-    index, positions, frames = BlockWork(reader, plan, blocks, summaries, writer)(nav_slices)
+    index, positions, frames = BlockWork(reader, plan, blocks, summaries, writer, _BUFFERS)(nav_slices)
     returned = writer.blocks if write is None else []
     return summaries.part_of(index, positions), frames, returned
 

@@ -36,12 +36,12 @@ def find_aperture(reader: FrameReader, plan: ScanPlan, nav: tuple[int, ...]) -> 
 class BlockWork:
     """Read, summarise (piece by piece, while in the CPU cache) and write one block at a time."""
 
-    def __init__(self, reader: FrameReader, plan: ScanPlan, blocks: BlockPlan, summaries: Summaries, write):
+    def __init__(self, reader: FrameReader, plan: ScanPlan, blocks: BlockPlan, summaries: Summaries, write, local=None):
         self.reader, self.plan, self.blocks, self.summaries, self.write = reader, plan, blocks, summaries, write
         nav, scan = blocks.nav, plan.shape or ()
         self.index_of = np.arange(math.prod(nav)).reshape(nav) if nav else np.zeros((), int)
         self.positions = np.arange(math.prod(scan)).reshape(scan)
-        self.local = threading.local()
+        self.local = local if local is not None else threading.local()  # each worker's reused block buffer
 
     def _position_numbers(self, source_slices):
         return self.positions if source_slices is None else self.positions[source_slices]
