@@ -53,7 +53,7 @@ class BlockWork:
         frame, per_piece, bin_navigation = blocks.frame, blocks.per_piece, reader.transform.bin_navigation
         shape = tuple(s.stop - s.start for s in nav_slices) + frame
         buffer = getattr(self.local, "buffer", None)  # one per worker, reused: fresh memory costs page faults
-        if buffer is None or buffer.size < math.prod(shape):
+        if buffer is None or buffer.size < math.prod(shape) or buffer.dtype != blocks.dtype:
             buffer = self.local.buffer = np.empty(math.prod(shape), blocks.dtype)
         block = buffer[: math.prod(shape)].reshape((-1,) + frame)
         groups = grouped_frames(plan.frame_numbers, nav_slices, bin_navigation)
