@@ -29,6 +29,8 @@ def navigator_dict(image, axes: list[dict], title: str, kind: str) -> dict:
     image = np.asarray(image)
     nav = [dict(a, navigate=False) for a in axes if a["navigate"]]
     shape = tuple(a["size"] for a in nav)
+    if image.dtype.kind not in "biuf":
+        raise ValueError(f"`navigator` must hold numbers, not {image.dtype}")
     if image.shape != shape:
         raise ValueError(f"`navigator` of shape {image.shape} does not fit the navigation shape {shape} (array order)")
     for i, axis in enumerate(nav):

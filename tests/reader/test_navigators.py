@@ -84,6 +84,8 @@ def test_an_array_is_attached_and_checked(scan):
         file_reader(scan, navigator=image.T)
     with pytest.raises(ValueError, match="`navigator` must be 'total', 'bright_field', None or an array"):
         file_reader(scan, navigator="sum")
+    with pytest.raises(ValueError, match="`navigator` must hold numbers"):
+        file_reader(scan, navigator=np.full((6, 8), "x"))
 
 
 def test_counters_lost_frames_and_urls(tmp_path):
