@@ -145,8 +145,9 @@ def watch_folder(
     for name, value in (("settle", settle), ("poll", poll), ("idle_exit", idle_exit)):
         if value is None and name == "idle_exit":
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
-            raise ValueError(f"`{name}` must be a finite number of seconds, not {value!r}")
+        least = 0.01 if name == "poll" else 0  # a poll of 0 would spin
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not least <= value < math.inf:
+            raise ValueError(f"`{name}` must be a finite number of seconds (at least {least}), not {value!r}")
     folder, output_dir = Path(folder), Path(output_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder to watch")

@@ -227,3 +227,16 @@ def test_sigterm_mid_conversion_leaves_no_partial_archive_and_a_restart_redoes_i
     assert list(out.iterdir()) == []  # neither an archive nor its temporary
     (report,) = watch_folder(watched, out, settle=0.2, idle_exit=0.3, poll=0.1)
     np.testing.assert_array_equal(_archive(report["output"]), _data(big))
+
+
+def test_bad_arguments_are_named(tmp_path):
+    for options, name in (
+        ({"settle": -1}, "settle"),
+        ({"idle_exit": float("inf")}, "idle_exit"),
+        ({"poll": 0}, "poll"),
+    ):
+        with pytest.raises(ValueError, match=f"`{name}` must be a finite number of seconds"):
+            watch_folder(tmp_path, tmp_path / "out", **options)
+    with pytest.raises(FileNotFoundError, match="no such folder to watch"):
+        watch_folder(tmp_path / "missing", tmp_path / "out", idle_exit=0)
+    assert not (tmp_path / "out").exists()
