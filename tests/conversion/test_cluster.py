@@ -18,7 +18,8 @@ RNG = np.random.default_rng(2727)
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """Two worker processes on loopback, their scratch space under the test's folder."""
-    distributed = pytest.importorskip("distributed")
+    import distributed  # in the tests extra: the cluster path is tested everywhere, never skipped
+
     folder = tmp_path_factory.mktemp("dask")
     with (
         distributed.LocalCluster(

@@ -3,38 +3,17 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import grow, sigterm, until
 
 from rsciio_mib_plugin import file_reader, watch_folder, write_mib
 
 RNG = np.random.default_rng(27)
-
-
-def _grow(target: Path, source: Path, pieces: int = 5, pause: float = 0.4) -> threading.Thread:
-    """Write ``source`` into ``target`` a piece at a time in a thread (its .hdr first)."""
-    if source.with_suffix(".hdr").exists():
-        target.with_suffix(".hdr").write_bytes(source.with_suffix(".hdr").read_bytes())
-    raw = source.read_bytes()
-    edges = np.linspace(0, len(raw), pieces + 1).astype(int)
-
-    def run():
-        with open(target, "wb") as f:
-            for a, b in zip(edges[:-1], edges[1:]):
-                f.write(raw[a:b])
-                f.flush()
-                time.sleep(pause)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
 
 
 def _data(path) -> np.ndarray:
@@ -65,7 +44,7 @@ def test_files_being_written_are_converted_once_complete(sources, tmp_path):
     counted, silent = sources
     watched, out = tmp_path / "watched", tmp_path / "out"
     watched.mkdir()
-    writers = [_grow(watched / "counted.mib", counted), _grow(watched / "silent.mib", silent)]
+    writers = [grow(watched / "counted.mib", counted), grow(watched / "silent.mib", silent)]
     lines = []
     try:
         reports = watch_folder(watched, out, settle=1.5, idle_exit=1.0, poll=0.1, done=lines.append)
@@ -140,26 +119,12 @@ def test_command_line_watch_lines_errors_and_sigterm(sources, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["counted.zspy", "silent.zspy"]
     # a watch with nothing to do, ended by SIGTERM as a scheduler would: exit 0, nothing left behind
     proc = subprocess.Popen([*WATCH, watched, "-o", out], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(3)
-        proc.send_signal(signal.SIGTERM)
-        stdout, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+    time.sleep(3)
+    stdout, _ = sigterm(proc)
     assert proc.returncode == 0 and stdout.strip().endswith("stopped")
     assert sorted(p.name for p in out.iterdir()) == ["counted.zspy", "silent.zspy"]
     usage = subprocess.run([*WATCH, watched, str(counted), "-o", out], capture_output=True, text=True, timeout=300)
     assert usage.returncode == 2 and usage.stderr.count("\n") == 1
-
-
-def _wait_for(condition, seconds: float = 60.0) -> bool:
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_watcher_process_with_files_written_piece_by_piece_and_recorded_live(sources, tmp_path):
@@ -178,7 +143,7 @@ def test_watcher_process_with_files_written_piece_by_piece_and_recorded_live(sou
             [*WATCH, watched, "-o", out, "--settle", "2", "--idle-exit", "3"], stdout=sink, stderr=subprocess.STDOUT
         )
     try:
-        _grow(watched / "counted.mib", counted, pieces=6, pause=0.3).join(60)
+        grow(watched / "counted.mib", counted, pieces=6, pause=0.3).join(60)
         serve = ["-m", "rsciio_mib_plugin", "serve", counted, "--data-port", "0", "--control-port", "0", "--fps", "20"]
 
         def ports(text):
@@ -215,14 +180,9 @@ def test_sigterm_mid_conversion_leaves_no_partial_archive_and_a_restart_redoes_i
         hdr={"ScanX": 64, "ScanY": 24, "Frames in Acquisition": 1536},
     )
     proc = subprocess.Popen([*WATCH, watched, "-o", out, "--threads", "1"], stdout=subprocess.PIPE, text=True)
-    try:
-        assert _wait_for(lambda: out.exists() and any(p.name.startswith(".big.partial-") for p in out.iterdir()))
-        proc.send_signal(signal.SIGTERM)
-        stdout, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+    started = until(lambda: out.exists() and any(p.name.startswith(".big.partial-") for p in out.iterdir()), 60)
+    stdout, _ = sigterm(proc, 60)
+    assert started
     assert proc.returncode == 0 and stdout.strip().endswith("stopped")
     assert list(out.iterdir()) == []  # neither an archive nor its temporary
     (report,) = watch_folder(watched, out, settle=0.2, idle_exit=0.3, poll=0.1)

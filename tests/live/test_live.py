@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import grow, sigterm, until
 from servers import running
 
 from rsciio_mib_plugin import MerlinCommandError, MIBFormatError, MIBWarning, load_mib_data, write_mib
@@ -399,30 +400,11 @@ def test_repeat_paces_and_renumbers(scan, tmp_path):
 # --- follow and watch ----------------------------------------------------------------
 
 
-def _grow(target: Path, source: Path, pieces: int = 6, pause: float = 0.05, stop_at: int | None = None):
-    """Write ``source`` into ``target`` a piece at a time in a thread (its .hdr first)."""
-    if source.with_suffix(".hdr").exists():
-        target.with_suffix(".hdr").write_bytes(source.with_suffix(".hdr").read_bytes())
-    raw = source.read_bytes()[:stop_at]
-    edges = np.linspace(0, len(raw), pieces + 1).astype(int)
-
-    def run():
-        with open(target, "wb") as f:
-            for a, b in zip(edges[:-1], edges[1:]):
-                f.write(raw[a:b])
-                f.flush()
-                time.sleep(pause)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
-
-
 def test_follow_ends_and_fails_clearly(scan, tmp_path):
     with pytest.raises(TimeoutError, match="did not appear within 0.2 s"):
         list(follow(tmp_path / "never.mib", timeout=0.2))
     frame = 384 + 2 * 256 * 256
-    thread = _grow(tmp_path / "cut.mib", scan, stop_at=5 * frame + 100)
+    thread = grow(tmp_path / "cut.mib", scan, stop_at=5 * frame + 100)
     try:
         with pytest.warns(MIBWarning, match="stopped growing at 5 complete frames of 8 expected"):
             got = list(follow(tmp_path / "cut.mib", timeout=0.5, poll=0.01))
@@ -453,7 +435,7 @@ def test_follow_ends_and_fails_clearly(scan, tmp_path):
 
 def test_watch_keeps_a_preview_of_a_growing_file(scan, tmp_path, capsys):
     target = tmp_path / "live.mib"
-    thread = _grow(target, scan, pieces=4, pause=0.3)
+    thread = grow(target, scan, pieces=4, pause=0.3)
     try:
         code = main(["watch", str(target), "--preview", str(tmp_path / "live.png"), "--interval", "0.2"])
     finally:
@@ -602,7 +584,6 @@ def test_a_stalled_stream_still_writes_its_complete_frames(scan, tmp_path, recor
 def test_sigterm_ends_a_stalled_recording_with_whole_frames_only(scan, tmp_path):
     """SIGTERM (a scheduler, kill) while the stream stalls: the file is cut to its whole frames and
     the blocks reserved for the 400 announced frames are given back, as after Ctrl-C."""
-    import signal
     import subprocess
     import sys
 
@@ -624,13 +605,9 @@ def test_sigterm_ends_a_stalled_recording_with_whole_frames_only(scan, tmp_path)
                 if out.exists() and out.stat().st_size >= 5 * frame:
                     break
                 time.sleep(0.05)
-            proc.send_signal(signal.SIGTERM)
-            err = proc.communicate(timeout=30)[1].decode()
+            err = sigterm(proc)[1].decode()
         finally:
             release.set()
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
     assert proc.returncode == 130 and "interrupted" in err, err
     assert out.stat().st_size == 5 * frame
     assert out.stat().st_blocks * 512 < 5 * frame + (1 << 20)  # not the 52 MB reserved
@@ -759,15 +736,6 @@ def test_watch_checks_a_huge_hdr_scan_against_the_frames(tmp_path):
     assert (tmp_path / "big_live.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def _until(condition, seconds: float = 10) -> bool:
-    """Whether ``condition()`` became true within ``seconds`` (looked at every 50 ms)."""
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
-
-
 def test_serve_survives_hostile_clients(scan):
     """`SET,NUMFRAMESTOACQUIRE,²` killed the control thread; every connection left a thread and a socket
     behind; STOPACQUISITION could not end a send to a client that stopped reading."""
@@ -795,10 +763,10 @@ def test_serve_survives_hostile_clients(scan):
             socket.create_connection(("127.0.0.1", data), timeout=10).close()
         # what is left: the listeners, their accept loops and the latest data connection (kept until replaced)
         left = lambda: (len(sim._threads), len(sim._sockets)) == (baseline[0], baseline[1] + 1)  # noqa: E731
-        assert _until(left), (sim._threads, sim._sockets)
+        assert until(left), (sim._threads, sim._sockets)
         held = [socket.create_connection(("127.0.0.1", control), timeout=10) for _ in range(MAX_CONTROL_CLIENTS + 4)]
         try:
-            assert _until(lambda: len(sim._threads) == baseline[0] + MAX_CONTROL_CLIENTS)
+            assert until(lambda: len(sim._threads) == baseline[0] + MAX_CONTROL_CLIENTS)
             assert held[-1].recv(1) == b""  # one too many: closed by the simulator
         finally:
             for s in held:
@@ -813,7 +781,7 @@ def test_serve_survives_hostile_clients(scan):
                 time.sleep(1)  # long enough to fill every buffer between us
                 assert merlin.get("DETECTORSTATUS") == "1"
                 merlin.cmd("STOPACQUISITION")
-                assert _until(lambda: merlin.get("DETECTORSTATUS") == "0")
+                assert until(lambda: merlin.get("DETECTORSTATUS") == "0")
                 assert sim.acquisitions == 1
         finally:
             sleeper.close()
