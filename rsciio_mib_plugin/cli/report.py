@@ -6,7 +6,6 @@ import sys
 import warnings
 
 from ..errors import MIBFormatError
-from ..sources.source import is_url
 
 
 def clean(text: str) -> str:
@@ -104,17 +103,17 @@ def describe(path, series: bool = False, storage_options: dict | None = None) ->
 def _describe_reference(path, storage_options: dict | None) -> dict:
     """``info`` of a reference file: the ``.mib`` it points at, with the datasets the reference
     declares (checked as a load checks it)."""
-    from ..reader.reference import check_references, load_reference_file, open_references, reference_targets
+    from ..reader.reference import load_reference_file, open_references, reference_targets
 
     refs, name = load_reference_file(path)
-    check_references(refs, name, storage_options, from_url=is_url(name))
+    group = open_references(refs, storage_options, name)  # checked once: every target opened
     targets = reference_targets(refs)
     if not targets:
         raise MIBFormatError(f"{name}: the reference lists no frames")
     report = describe(targets[0], storage_options=storage_options)
     report["file"], report["reference_to"] = name, targets
     report["datasets"] = []
-    for _, array in sorted(open_references(refs, storage_options).arrays()):
+    for _, array in sorted(group.arrays()):
         reading = array.attrs["original_metadata"].get("mib_plugin", {})
         report["datasets"].append(
             {

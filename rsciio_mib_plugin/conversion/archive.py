@@ -24,7 +24,7 @@ import numpy as np
 
 from ..reader.frames import FrameReader
 from ..reader.load import ReadPlan, Shaping, load_datasets
-from ..reader.navigator import KINDS, attach, navigator_dict
+from ..reader.navigator import attach, check_navigator, navigator_dict
 from ..reader.preview import plot_preview
 from ..reader.scan import ScanPlan
 from ..sources.atomic import refuse_existing, replacing
@@ -145,8 +145,7 @@ def convert(
             raise TypeError(f"`{name}` must be True or False, not {value!r}")
     if chunks is not None:
         chunks = _checked_chunks(chunks)
-    if navigator is not None and navigator not in KINDS:
-        raise ValueError(f"`navigator` must be 'total', 'bright_field' or None, not {navigator!r}")
+    check_navigator(navigator, arrays=False)
     codec = Codec.make(format, compression, level, shuffle)
     if threads is None:
         threads = min(MAX_THREADS, _usable_cores())

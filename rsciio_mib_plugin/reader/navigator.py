@@ -15,12 +15,15 @@ import numpy as np
 KINDS = ("total", "bright_field")
 
 
-def check_navigator(navigator) -> None:
-    """``navigator`` is one of :data:`KINDS`, ``None`` or an array (its shape is checked with the data)."""
+def check_navigator(navigator, arrays: bool = True) -> None:
+    """``navigator`` is one of :data:`KINDS`, ``None`` or (with ``arrays``) an array, whose shape
+    is checked with the data."""
     if navigator is None or (isinstance(navigator, str) and navigator in KINDS):
         return
-    if isinstance(navigator, (str, bytes)) or not (hasattr(navigator, "__array__") or isinstance(navigator, list)):
-        raise ValueError(f"`navigator` must be 'total', 'bright_field', None or an array, not {navigator!r}")
+    array = not isinstance(navigator, (str, bytes)) and (hasattr(navigator, "__array__") or isinstance(navigator, list))
+    if not (arrays and array):
+        allowed = "'total', 'bright_field', None" + (" or an array" if arrays else "")
+        raise ValueError(f"`navigator` must be {allowed}, not {navigator!r}")
 
 
 def navigator_dict(image, axes: list[dict], title: str, kind: str) -> dict:

@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import MIBFormatError, MIBWarning
 from ..sources.atomic import refuse_existing, replacing
 from ..sources.source import Remote, is_url, public_url
-from .navigator import attach, navigator_dict
+from .navigator import attach, check_navigator, navigator_dict
 
 FORMAT = "rsciio_mib_plugin reference 1"
 ZGROUP = {"zarr_format": 2}
@@ -73,8 +73,7 @@ def references(
             f"{prop.source.name}: RAW (R64) frames are bit-packed 64-bit words whose pixels need reordering; "
             "a zarr reference can only point at stored pixels. Convert the file instead (rsciio-mib convert)"
         )
-    if navigator not in (None, "total", "bright_field"):
-        raise ValueError(f"`navigator` must be 'total', 'bright_field' or None, not {navigator!r}")
+    check_navigator(navigator, arrays=False)
     read_plan = ReadPlan.make(prop, Shaping(navigation_shape, first_frame, last_frame, sync_offset=sync_offset))
     plans = read_plan.plans
     geometry = prop.geometry
@@ -148,13 +147,15 @@ def write_references(path, output, *, overwrite: bool = False, **kwargs) -> dict
     return {"output": output, "arrays": arrays, "chunks": chunks, "bytes": os.path.getsize(output)}
 
 
-def open_references(refs, storage_options: dict | None = None):
-    """The zarr group a reference file (path, URL or the loaded dict) describes, once
-    :func:`check_references` has found it points at frame pixels of ``.mib`` files only."""
+def open_references(refs, storage_options: dict | None = None, name: str | None = None):
+    """The zarr group a reference file (path, URL or the loaded dict, then called ``name`` in
+    errors) describes, once :func:`check_references` has found it points at frame pixels of
+    ``.mib`` files only."""
     import fsspec
     import zarr
 
-    refs, name = load_reference_file(refs)
+    refs, loaded_name = load_reference_file(refs)
+    name = name or loaded_name
     protocol = check_references(refs, name, storage_options, from_url=is_url(name))
     mapper = fsspec.get_mapper("reference://", fo=refs, remote_protocol=protocol, remote_options=storage_options or {})
     return zarr.open_group(mapper, mode="r")
