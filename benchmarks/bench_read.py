@@ -136,7 +136,7 @@ OPEN_CASE = """
 RUNNER = """
 import gc, os, sys, time
 import numpy as np
-PATH, NAV = sys.argv[1], tuple(int(v) for v in sys.argv[2].split(","))
+PATH, NAV, REPEATS = sys.argv[1], tuple(int(v) for v in sys.argv[2].split(",")), int(sys.argv[3])
 def touch(a):
     np.asarray(a).flat[::4096].sum()  # no copy of a flipped view
 def peak_rss():
@@ -145,20 +145,23 @@ def peak_rss():
 def run():
 {body}
 run()
-gc.collect()  # HyperSpy signals hold reference cycles; free the first result first
-t0 = time.perf_counter()
-run()
-elapsed = time.perf_counter() - t0
-print("RESULT", elapsed, peak_rss())
+times = []
+for _ in range(REPEATS):
+    gc.collect()  # HyperSpy signals hold reference cycles; free the result before first
+    t0 = time.perf_counter()
+    run()
+    times.append(time.perf_counter() - t0)
+print("RESULT", min(times), peak_rss())
 """
 
 
-def run_case(name: str, path: Path, nav: tuple[int, int]) -> dict | None:
+def run_case(name: str, path: Path, nav: tuple[int, int], repeats: int = 1) -> dict | None:
+    """Time one case in its own process: run once, then the fastest of ``repeats``
+    runs (on this VM a run now and then waits seconds for fresh memory from the host)."""
     code = RUNNER.format(body=textwrap.indent(textwrap.dedent(CASES[name]), "    "))
     env = dict(os.environ, RSCIIO_MIB_PLUGIN_AUTOLOAD="0")
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(path), ",".join(map(str, nav))], capture_output=True, text=True, env=env
-    )
+    args = [sys.executable, "-c", code, str(path), ",".join(map(str, nav)), str(repeats)]
+    done = subprocess.run(args, capture_output=True, text=True, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
     if done.returncode or not lines:
         reason = (done.stderr.strip().splitlines() or ["no output"])[-1]

@@ -12,13 +12,18 @@ from __future__ import annotations
 import numpy as np
 
 from .geometry import Geometry
+from .totals import count_while_converting, frame_totals
 
 _MASKS = {6: 0x3F, 12: 0xFFF}
 CHIP = 256  # pixels per chip side
 
 
 def decode_frames(
-    payload: np.ndarray, geometry: Geometry, out: np.ndarray | None = None, gap: int | None = None
+    payload: np.ndarray,
+    geometry: Geometry,
+    out: np.ndarray | None = None,
+    gap: int | None = None,
+    totals: np.ndarray | None = None,
 ) -> np.ndarray:
     """Decode ``(n, payload_bytes)`` uint8 payloads into ``(n, rows, cols)`` pixels.
 
@@ -33,6 +38,10 @@ def decode_frames(
     gap : int, optional
         Quad frames only: pixels between the chips in ``out`` (placed there
         directly, no second copy); ``None`` keeps the file's layout.
+    totals : numpy.ndarray, optional
+        ``(n,)`` uint64: receives each frame's counts, taken while the frames
+        are decoded (:func:`.count_while_converting`) or just after, from the
+        CPU cache (:func:`.frame_totals`).
     """
     n = payload.shape[0]
     stored_gap = geometry.stored_gap
@@ -43,11 +52,13 @@ def decode_frames(
         out = np.empty((n,) + (geometry.shape if gap == stored_gap else (512 + gap,) * 2), dtype=geometry.dtype)
     if not geometry.raw:
         pixels = payload.view(geometry.file_dtype).reshape((n,) + geometry.shape)
+        if as_stored and totals is not None and count_while_converting(pixels, out, totals):
+            return out
         if as_stored:
             _convert(pixels, out)
         else:
             respace_chips(pixels, stored_gap, gap, out)
-        return out
+        return _counted(out, geometry, totals)
     height, width = geometry.stored_shape
     if geometry.depth == 24:
         # Two 12-bit planes, most significant first (§4.3; LiberTEM's reading,
@@ -65,6 +76,12 @@ def decode_frames(
         _assemble_quad(stored, out, gap=gap, packed=geometry.depth == 1)
     else:
         out[...] = stored
+    return _counted(out, geometry, totals)
+
+
+def _counted(out: np.ndarray, geometry: Geometry, totals: np.ndarray | None) -> np.ndarray:
+    if totals is not None:  # counted upright: a row-reversed view would be counted slowly
+        totals[...] = frame_totals(out[:, ::-1] if out.strides[1] < 0 else out, geometry.depth)
     return out
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 
@@ -38,3 +40,34 @@ def frame_totals(frames: np.ndarray, depth: int | None = None) -> np.ndarray:
         return flat.sum(axis=1, dtype=np.uint64)
     lanes = np.add.reduce(flat.view(np.uint64).reshape(n, group, -1), axis=1)
     return lanes.view(frames.dtype).reshape(n, -1).sum(axis=1, dtype=np.uint64)
+
+
+def count_while_converting(pixels: np.ndarray, out: np.ndarray, totals: np.ndarray) -> bool:
+    """``out[...] = pixels`` and ``totals[...]`` = each frame's counts in one compiled
+    pass, when numba is already running in this process; ``False`` (nothing done)
+    otherwise, or when the arrays are not the plain case it handles: ``(n, rows,
+    cols)`` big-endian (or byte) pixels, contiguous, into contiguous frames of the
+    same type or into such frames' row-reversed view.
+
+    On the 2.15 GB benchmark scan an eager load counting with numpy after the
+    conversion takes 1.21x the load without a count; with the compiled pass 1.04x
+    (``benchmarks/bench_navigator.py``).
+    """
+    if "numba" not in sys.modules or out.ndim != 3 or pixels.shape != out.shape:
+        return False
+    flip = out.strides[1] < 0
+    upright = out[:, ::-1] if flip else out
+    swapped = pixels.dtype.itemsize == 1 or (pixels.dtype.byteorder == ">" and sys.byteorder == "little")
+    if not (
+        swapped
+        and pixels.dtype.kind == out.dtype.kind == "u"
+        and pixels.dtype.itemsize == out.dtype.itemsize
+        and pixels.flags.c_contiguous
+        and upright.flags.c_contiguous
+        and totals.shape == (len(out),)
+    ):
+        return False
+    from .compiled import convert_count
+
+    convert_count(pixels.view(out.dtype), upright, totals, flip)
+    return True

@@ -277,9 +277,8 @@ class FrameReader:
                     geometry,
                     target[:, ::-1] if flip else target,
                     gap,
+                    None if totals is None else totals[index : index + n],
                 )
-                if totals is not None:
-                    totals[index : index + n] = frame_totals(target, geometry.depth)
             return
         readers = {}
         try:
@@ -434,9 +433,7 @@ def read_into(
         frames = _buffer("buffer", n * stride).reshape(n, stride)
         reader.read_into(offset, frames, name, frame)
         check_headers(frames[:, :lead], geometry, name, frame, segment)
-        decode_frames(frames[:, lead:], geometry, target, gap)
-        if totals is not None:
-            totals[...] = frame_totals(out, geometry.depth)
+        decode_frames(frames[:, lead:], geometry, target, gap, totals)
         if headers is not None:
             headers[...] = frames[:, segment.prefix : lead]
         return
@@ -449,9 +446,7 @@ def read_into(
     for i in range(0, n, per):
         k = min(per, n - i)
         reader.read_scattered(offset + i * stride, heads[i : i + k], payloads[:k], name, frame + i)
-        decode_frames(payloads[:k], geometry, target[i : i + k], gap)
-        if totals is not None:
-            totals[i : i + k] = frame_totals(out[i : i + k], geometry.depth)
+        decode_frames(payloads[:k], geometry, target[i : i + k], gap, None if totals is None else totals[i : i + k])
     check_headers(heads, geometry, name, frame, segment)
     if headers is not None:
         headers[...] = heads[:, segment.prefix :]

@@ -4,6 +4,8 @@ what numpy computes from the data, and a lazy archive plots reading only the pat
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rsciio_mib_plugin import MIBWarning, convert, file_reader, load, write_mib
-from rsciio_mib_plugin.format.totals import frame_totals
+from rsciio_mib_plugin.format.totals import count_while_converting, frame_totals
 from rsciio_mib_plugin.reader.aperture import aperture_of, disc_mask, sample_positions
 
 RNG = np.random.default_rng(26)
@@ -42,11 +44,22 @@ def _bright_field(data: np.ndarray) -> np.ndarray:
     return (data * disc_mask(frame, disc)).sum(axis=(-2, -1), dtype=np.uint64)
 
 
+@pytest.fixture(params=["numba running", "numpy only"])
+def counting(request, monkeypatch):
+    """Both ways of counting while reading: the compiled pass (numba already running in
+    the process) and numpy's count after the conversion."""
+    if request.param == "numba running":
+        import numba  # noqa: F401
+    else:
+        monkeypatch.delitem(sys.modules, "numba", raising=False)
+    return request.param
+
+
 @pytest.mark.parametrize(
     "options",
     [{}, {"bin_navigation": 2}, {"bin_signal": 2}, {"navigation_shape": (48,)}, {"first_frame": 3, "last_frame": 40}],
 )
-def test_eager_loads_carry_the_totals(scan, options):
+def test_eager_loads_carry_the_totals(scan, options, counting):
     (d,) = file_reader(scan, **options)
     nav = _navigator(d)
     data = np.asarray(d["data"])
@@ -170,6 +183,50 @@ def test_frame_totals_equal_numpy(kind, frame, n, seed):
     frames = np.random.default_rng(seed).integers(0, top, (n, *frame), dtype=dtype)
     frames[0] = top - 1  # every pixel at the counter's maximum
     np.testing.assert_array_equal(frame_totals(frames, depth), frames.reshape(n, -1).sum(axis=1, dtype=np.uint64))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["u1", ">u2", ">u4"]),
+    st.sampled_from([(1, 1), (1, 256), (64, 256), (256, 256), (3, 7), (515, 514)]),
+    st.integers(1, 4),
+    st.booleans(),
+    st.integers(0, 2**32 - 1),
+)
+def test_the_compiled_pass_converts_and_counts_like_numpy(stored, frame, n, flip, seed):
+    import numba  # noqa: F401  (the pass is taken only where numba runs already)
+
+    dtype = np.dtype(stored)
+    pixels = np.random.default_rng(seed).integers(0, np.iinfo(dtype).max, (n, *frame), endpoint=True).astype(dtype)
+    pixels[0] = np.iinfo(dtype).max
+    out = np.empty(pixels.shape, dtype.newbyteorder("="))
+    totals = np.empty(n, np.uint64)
+    assert count_while_converting(pixels, out[:, ::-1] if flip else out, totals)
+    np.testing.assert_array_equal(out[:, ::-1] if flip else out, pixels)
+    np.testing.assert_array_equal(totals, pixels.reshape(n, -1).sum(axis=1, dtype=np.uint64))
+
+
+def test_the_compiled_pass_declines_what_it_does_not_handle(monkeypatch):
+    import numba  # noqa: F401
+
+    pixels = np.arange(2 * 4 * 6, dtype=">u2").reshape(2, 4, 6)
+    totals = np.empty(2, np.uint64)
+    for stored, out in [
+        (pixels[:, :, ::2], np.empty((2, 4, 3), np.uint16)),  # not contiguous
+        (pixels, np.empty((2, 4, 6), np.uint32)),  # another type
+        (pixels, np.empty((2, 4, 12), np.uint16)[:, :, ::2]),  # into a strided view
+        (pixels.astype("<u2"), np.empty((2, 4, 6), np.uint16)),  # already native
+    ]:
+        assert not count_while_converting(stored, out, totals)
+    monkeypatch.delitem(sys.modules, "numba")
+    assert not count_while_converting(pixels, np.empty((2, 4, 6), np.uint16), totals)
+
+
+def test_an_eager_load_does_not_start_numba(scan):
+    """Starting numba costs about 0.5 s, more than the count it would save on most loads."""
+    code = f"import sys; from rsciio_mib_plugin import file_reader; file_reader({str(scan)!r}); print('numba' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "False"
 
 
 def test_reference_files_carry_it_when_written_with_one(scan, tmp_path):
