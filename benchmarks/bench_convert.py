@@ -69,20 +69,39 @@ CONVERT_CASES = {
 
 
 def make_sparse(folder: Path, scan: int) -> Path:
+    """scan x scan frames of a disc of 40 counts on a background of 0.05: very compressible."""
+    y, x = np.ogrid[:256, :256]
+
+    def mean(j, i):
+        cy, cx = 128 + 8 * np.sin(2 * np.pi * j / scan), 128 + 8 * np.cos(2 * np.pi * i / scan)
+        return ((y - cy) ** 2 + (x - cx) ** 2 <= 20**2) * 40.0 + 0.05
+
+    return _write_lines(folder / f"u16_sparse_{scan}x{scan}.mib", scan, mean)
+
+
+def make_demo_like(folder: Path, scan: int) -> Path:
+    """scan x scan frames of the demo scan's content (``rsciio-mib demo``): direct beam, Bragg
+    discs in a grain, a diffuse background of 0.5-30 counts, Poisson noise."""
+    from rsciio_mib_plugin.cli.demo import demo_frame_mean
+
+    return _write_lines(
+        folder / f"u16_demo_{scan}x{scan}.mib", scan, lambda j, i: demo_frame_mean(j, i, (scan, scan), (256, 256))
+    )
+
+
+def _write_lines(path: Path, scan: int, mean) -> Path:
+    """A 12-bit scan x scan scan of 256x256 frames, Poisson counts of ``mean(j, i)``, written a
+    line at a time (a whole scan would not fit in memory)."""
     from rsciio_mib_plugin import write_mib
 
-    path = folder / f"u16_sparse_{scan}x{scan}.mib"
     if path.exists():
         return path
-    rng = np.random.default_rng(1)
-    y, x = np.ogrid[:256, :256]
+    rng, folder = np.random.default_rng(1), path.parent
     with open(path, "wb") as out:
         for j in range(scan):
             line = np.empty((1, scan, 256, 256), np.uint16)
             for i in range(scan):
-                cy, cx = 128 + 8 * np.sin(2 * np.pi * j / scan), 128 + 8 * np.cos(2 * np.pi * i / scan)
-                disc = ((y - cy) ** 2 + (x - cx) ** 2 <= 20**2) * 40.0
-                line[0, i] = rng.poisson(disc + 0.05)
+                line[0, i] = np.minimum(rng.poisson(mean(j, i)), 4095)
             part = write_mib(
                 folder / "line.mib",
                 line,

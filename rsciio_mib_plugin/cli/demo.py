@@ -14,33 +14,38 @@ DEMO_FLYBACK_S = 0.0005
 
 
 def demo_scan(scan=(24, 32), frame=(256, 256), seed=0):
-    """A realistic small 4D-STEM scan (12-bit counts).
-
-    A direct-beam disc that shifts across the scan (as a field or thickness
-    change would deflect it), six Bragg discs that appear in a grain on the
-    right of the scan, a weak diffuse background and Poisson noise.
-    """
+    """A realistic small 4D-STEM scan (12-bit counts): :func:`demo_frame_mean` with Poisson noise."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    ny, nx = scan
-    rows, cols = frame
+    data = np.empty(scan + frame, dtype=np.uint16)
+    for j in range(scan[0]):
+        for i in range(scan[1]):
+            data[j, i] = np.minimum(rng.poisson(demo_frame_mean(j, i, scan, frame)), 4095)
+    return data
+
+
+def demo_frame_mean(j: int, i: int, scan=(24, 32), frame=(256, 256)):
+    """The expected counts of the demo scan's frame at row ``j``, column ``i``.
+
+    A direct-beam disc that shifts across the scan (as a field or thickness
+    change would deflect it), six Bragg discs that appear in a grain on the
+    right of the scan, a weak diffuse background.
+    """
+    import numpy as np
+
+    (ny, nx), (rows, cols) = scan, frame
     y, x = np.ogrid[:rows, :cols]
-    data = np.empty((ny, nx, rows, cols), dtype=np.uint16)
-    angles = np.deg2rad(np.arange(0, 360, 60) + 15)
-    for j in range(ny):
-        for i in range(nx):
-            cy = rows / 2 + 6 * np.sin(2 * np.pi * j / ny)
-            cx = cols / 2 + 6 * np.cos(2 * np.pi * i / nx)
-            r2 = (y - cy) ** 2 + (x - cx) ** 2
-            grain = 1 / (1 + np.exp(-(i - 0.6 * nx) / 1.5)) * (0.5 + 0.5 * np.cos(np.pi * j / ny) ** 2)
-            # What the grain diffracts leaves the direct beam: bright-field contrast.
-            expected = 120.0 * (1 - 0.5 * grain) * (r2 <= 18**2) + 30.0 * np.exp(-r2 / (2 * 60.0**2)) + 0.5
-            for a in angles:
-                by, bx = cy + 70 * np.sin(a), cx + 70 * np.cos(a)
-                expected = expected + 60.0 * grain * (((y - by) ** 2 + (x - bx) ** 2) <= 9**2)
-            data[j, i] = rng.poisson(expected)
-    return np.clip(data, 0, 4095)
+    cy = rows / 2 + 6 * np.sin(2 * np.pi * j / ny)
+    cx = cols / 2 + 6 * np.cos(2 * np.pi * i / nx)
+    r2 = (y - cy) ** 2 + (x - cx) ** 2
+    grain = 1 / (1 + np.exp(-(i - 0.6 * nx) / 1.5)) * (0.5 + 0.5 * np.cos(np.pi * j / ny) ** 2)
+    # What the grain diffracts leaves the direct beam: bright-field contrast.
+    expected = 120.0 * (1 - 0.5 * grain) * (r2 <= 18**2) + 30.0 * np.exp(-r2 / (2 * 60.0**2)) + 0.5
+    for a in np.deg2rad(np.arange(0, 360, 60) + 15):
+        by, bx = cy + 70 * np.sin(a), cx + 70 * np.cos(a)
+        expected = expected + 60.0 * grain * (((y - by) ** 2 + (x - bx) ** 2) <= 9**2)
+    return expected
 
 
 def write_demo(folder, scan=(24, 32), frame=(256, 256)) -> Path:
