@@ -17,8 +17,6 @@ Plain script, not a test.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -28,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_read import make_files  # noqa: E402
+from bench_read import machine, make_files  # noqa: E402
 
 
 def cluster_case(path: Path, folder: Path, rounds: int) -> None:
@@ -122,7 +120,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path("/tmp/rsciio_mib_bench"))
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
-    print(f"{platform.node()}: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(machine())
     processed, _ = make_files(args.dir, 128)
     with tempfile.TemporaryDirectory(dir=args.dir) as scratch:
         cluster_case(processed, Path(scratch), args.rounds)

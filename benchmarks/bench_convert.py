@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_read import CASES, run_case  # noqa: E402
+from bench_read import CASES, machine, run_case  # noqa: E402
 
 CONVERT_CASES = {
     "ours load_mib_data eager": CASES["ours load_mib_data eager"],
@@ -156,7 +155,7 @@ def main() -> None:
         return
     path = make_sparse(args.dir, args.scan)
     nav = (args.scan, args.scan)
-    print(f"{platform.node()}: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(machine())
     from rsciio_mib_plugin import convert
 
     archive_dir = Path(tempfile.mkdtemp(dir=args.dir))

@@ -24,15 +24,13 @@ interleaved over ``--rounds`` rounds, medians and ranges printed:
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_convert import make_demo_like, make_sparse  # noqa: E402
-from bench_read import CASES, make_files, run_case  # noqa: E402
+from bench_read import CASES, machine, make_files, run_case  # noqa: E402
 
 EAGER = {
     "eager file_reader, navigator total (default)": """
@@ -114,7 +112,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path("/tmp/rsciio_mib_bench"))
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
-    print(f"{platform.node()}: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(machine())
 
     processed, _ = make_files(args.dir, 128)
     eager = measure(EAGER | NUMBA, processed, (128, 128), args.rounds, repeats=3)

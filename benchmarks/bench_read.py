@@ -155,6 +155,11 @@ print("RESULT", min(times), peak_rss())
 """
 
 
+def machine() -> str:
+    """The line each benchmark starts with: where its figures were taken."""
+    return f"{platform.node()}: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
 def run_case(name: str, path: Path, nav: tuple[int, int], repeats: int = 1) -> dict | None:
     """Time one case in its own process: run once, then the fastest of ``repeats``
     runs (on this VM a run now and then waits seconds for fresh memory from the host)."""

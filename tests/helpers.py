@@ -12,6 +12,16 @@ from pathlib import Path
 import numpy as np
 
 
+def write_two_counters(path: Path, seed: int = 0) -> Path:
+    """A 4x3 scan acquired with both counters ("Active Counters: Both"): 24 frames of 32x256, the
+    counters alternating frame by frame."""
+    from rsciio_mib_plugin import write_mib
+
+    frames = np.random.default_rng(seed).integers(0, 60, size=(24, 32, 256), dtype=np.uint8)
+    hdr = {"Active Counters": "Both", "ScanX": 4, "ScanY": 3, "Frames in Acquisition": 24}
+    return write_mib(path, frames, counter=np.tile([0, 1], 12), hdr=hdr)
+
+
 def grow(target: Path, source: Path, pieces: int = 6, pause: float = 0.05, stop_at: int | None = None):
     """Write ``source`` into ``target`` a piece at a time in a thread (its .hdr first); the thread."""
     if source.with_suffix(".hdr").exists():

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import write_two_counters
 
 from rsciio_mib_plugin import convert, file_reader, write_mib
 from rsciio_mib_plugin.reader.aperture import aperture, disc_mask
@@ -229,13 +230,7 @@ def test_bad_arguments(files, tmp_path):
 
 
 def test_counters_make_one_archive_each(tmp_path):
-    frames = RNG.integers(0, 60, size=(24, 32, 256), dtype=np.uint8)
-    path = write_mib(
-        tmp_path / "both.mib",
-        frames,
-        counter=np.tile([0, 1], 12),
-        hdr={"Active Counters": "Both", "ScanX": 4, "ScanY": 3, "Frames in Acquisition": 24},
-    )
+    path = write_two_counters(tmp_path / "both.mib", seed=14)
     reports = convert(path, tmp_path / "out")
     assert [os.path.basename(r["output"]) for r in reports] == ["both_counter0.zspy", "both_counter1.zspy"]
 

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import write_two_counters
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -102,13 +103,7 @@ def test_an_array_is_attached_and_checked(scan):
 
 
 def test_counters_lost_frames_and_urls(tmp_path):
-    frames = RNG.integers(0, 60, size=(24, 32, 256), dtype=np.uint8)
-    both = write_mib(
-        tmp_path / "both.mib",
-        frames,
-        counter=np.tile([0, 1], 12),
-        hdr={"Active Counters": "Both", "ScanX": 4, "ScanY": 3, "Frames in Acquisition": 24},
-    )
+    both = write_two_counters(tmp_path / "both.mib", seed=26)
     for d in file_reader(both):  # one navigator per counter's signal
         np.testing.assert_array_equal(_navigator(d)["data"], d["data"].sum(axis=(-2, -1), dtype=np.uint64))
     data = _scan(3, 4).reshape(12, 64, 256)
