@@ -12,6 +12,7 @@ from ..reader.aperture import aperture_of, sample_positions
 from ..reader.frames import FrameReader
 from ..reader.scan import ScanPlan
 from ..reader.transforms import grouped_frames
+from .allocations import kept_allocations
 from .blocks import BlockPlan
 from .summaries import Summaries
 
@@ -49,6 +50,10 @@ class BlockWork:
     def __call__(self, nav_slices) -> tuple[np.ndarray, np.ndarray, int]:
         """Process the block under ``nav_slices``: its flat output positions, its source scan
         positions and the source frames read (blank ones included)."""
+        with kept_allocations():
+            return self._process(nav_slices)
+
+    def _process(self, nav_slices) -> tuple[np.ndarray, np.ndarray, int]:
         reader, plan, blocks, summaries = self.reader, self.plan, self.blocks, self.summaries
         frame, per_piece, bin_navigation = blocks.frame, blocks.per_piece, reader.transform.bin_navigation
         shape = tuple(s.stop - s.start for s in nav_slices) + frame

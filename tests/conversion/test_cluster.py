@@ -145,3 +145,11 @@ def test_several_files_at_once_and_counters(cluster, tmp_path):
     assert [r["archive"] for r in reports] == [1, 2, 3] and len(lines) == 3
     for r, h in zip(reports, here):
         np.testing.assert_array_equal(hs.load(r["output"]).data, hs.load(h["output"]).data)
+
+
+def test_workers_fix_the_allocator_thresholds_kept_allocations_lifts(cluster):
+    """dask's nanny fixes glibc's thresholds in every worker (MALLOC_TRIM_THRESHOLD_): the case
+    :func:`.kept_allocations` is for (its effect is counted in test_allocations.py)."""
+    from rsciio_mib_plugin.conversion.allocations import _fixed_thresholds
+
+    assert all(found is not None for found in cluster.run(_fixed_thresholds).values())
