@@ -19,7 +19,7 @@ is not glibc, it does nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import os
 import threading
 from contextlib import contextmanager
@@ -45,13 +45,14 @@ def _fixed_thresholds() -> tuple[int, int] | None:
         return None
 
 
+@functools.cache
 def _glibc():
     """The process's glibc (with ``mallopt`` and ``malloc_trim``), or None."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)  # the symbols the process has loaded
         libc.gnu_get_libc_version  # noqa: B018 (glibc only)
         return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # TypeError: Windows has no process-wide handle
         return None
 
 
