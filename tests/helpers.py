@@ -22,6 +22,39 @@ def write_two_counters(path: Path, seed: int = 0) -> Path:
     return write_mib(path, frames, counter=np.tile([0, 1], 12), hdr=hdr)
 
 
+def with_flyback(data: np.ndarray, k: int, where: str, value: int = 999) -> tuple[np.ndarray, np.ndarray]:
+    """``(ny, nx, ...)`` frames with ``k`` flyback frames of ``value`` added to every line, at its
+    ``"start"`` or ``"end"``; the lines' frames and their exposures (s; the flyback frames twice as
+    long, all with a few microseconds of jitter)."""
+    ny, nx = data.shape[:2]
+    fly = np.full((ny, k) + data.shape[2:], value, dtype=data.dtype)
+    lines = np.concatenate([fly, data] if where == "start" else [data, fly], axis=1)
+    exposures = np.full(lines.shape[:2], 0.001)
+    if where == "start":
+        exposures[:, :k] = 0.002
+    else:
+        exposures[:, nx:] = 0.002
+    rng = np.random.default_rng(1)
+    exposures += rng.integers(-3, 4, size=exposures.shape) * 1e-6  # realistic jitter
+    return lines, exposures
+
+
+def write_series(folder: Path, data: np.ndarray, sizes: list[int], gap_after: int | None = None) -> list[Path]:
+    """The frames of ``data`` (scan axes first) as a series ``scan1.mib``, ``scan2.mib``, ... of
+    ``sizes`` frames each, without ``.hdr``; 5 frame numbers skipped after file ``gap_after``."""
+    from rsciio_mib_plugin import write_mib
+
+    flat = data.reshape((-1,) + data.shape[-2:])
+    paths, start, number = [], 0, 1
+    for i, size in enumerate(sizes):
+        path = folder / f"scan{i + 1}.mib"
+        write_mib(path, flat[start : start + size], first_number=number, hdr=False)
+        paths.append(path)
+        start += size
+        number += size + (5 if gap_after == i else 0)
+    return paths
+
+
 def grow(target: Path, source: Path, pieces: int = 6, pause: float = 0.05, stop_at: int | None = None):
     """Write ``source`` into ``target`` a piece at a time in a thread (its .hdr first); the thread."""
     if source.with_suffix(".hdr").exists():

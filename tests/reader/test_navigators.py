@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import write_two_counters
+from helpers import with_flyback, write_series, write_two_counters
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -128,6 +128,25 @@ def test_counters_lost_frames_and_urls(tmp_path):
         fs.rm("/navigators", recursive=True)
     for s, d in zip(signals, file_reader(both)):
         np.testing.assert_array_equal(s.navigator.data, _navigator(d)["data"])
+
+
+def test_flyback_frames_and_series(tmp_path):
+    """Flyback frames (dropped from the scan) are not in the navigator; a series is one scan."""
+    data = _scan(3, 4)
+    lines, exposures = with_flyback(data, 1, "end", value=500)
+    hdr = {"ScanX": 4, "ScanY": 3, "Frames in Acquisition": 15, "Frames per Trigger": 5}
+    path = write_mib(tmp_path / "fly.mib", lines.reshape((-1,) + data.shape[2:]), exposure=exposures.ravel(), hdr=hdr)
+    for lazy, navigator in ((False, "total"), (True, "total"), (True, "bright_field")):
+        with pytest.warns(MIBWarning, match="flyback"):
+            (d,) = file_reader(path, flip_y=False, lazy=lazy, navigator=navigator)
+        expected = data.sum(axis=(-2, -1), dtype=np.uint64) if navigator == "total" else _bright_field(data)
+        np.testing.assert_array_equal(_navigator(d)["data"], expected)
+    series = tmp_path / "series"
+    series.mkdir()
+    paths = write_series(series, data, [5, 4, 3])
+    for lazy in (False, True):
+        (d,) = file_reader(paths[0], series=True, navigation_shape=(4, 3), lazy=lazy, navigator="total")
+        np.testing.assert_array_equal(_navigator(d)["data"], data.sum(axis=(-2, -1), dtype=np.uint64))
 
 
 def test_archives_store_it_and_a_lazy_plot_reads_only_the_pattern_shown(scan, tmp_path, monkeypatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import read_scan
+from helpers import with_flyback, write_series
 
 from rsciio_mib_plugin import MIBWarning, file_reader, load_mib_data, write_mib
 from rsciio_mib_plugin.reader.scan import flyback_from_exposures, line_length_from_times
@@ -17,21 +18,6 @@ def scan_frames(ny, nx, seed=0):
     data = np.random.default_rng(seed).integers(0, 50, size=(ny, nx) + FRAME, dtype=np.uint16)
     data[..., 0, 0] = np.arange(ny)[:, None] * 100 + np.arange(nx)[None, :]
     return data
-
-
-def with_flyback(data, k, where, value=999):
-    """Insert k flyback frames per line at the start or end; returns frames, exposures."""
-    ny, nx = data.shape[:2]
-    fly = np.full((ny, k) + FRAME, value, dtype=data.dtype)
-    lines = np.concatenate([fly, data] if where == "start" else [data, fly], axis=1)
-    exposures = np.full(lines.shape[:2], 0.001)
-    if where == "start":
-        exposures[:, :k] = 0.002
-    else:
-        exposures[:, nx:] = 0.002
-    rng = np.random.default_rng(1)
-    exposures += rng.integers(-3, 4, size=exposures.shape) * 1e-6  # realistic jitter
-    return lines, exposures
 
 
 @pytest.mark.parametrize("where", ["start", "end"])
@@ -203,21 +189,9 @@ def test_alternating_crw_is_one_dataset(tmp_path):
     assert d["data"].shape == (8,) + FRAME
 
 
-def _write_series(tmp_path, data, sizes, gap_after=None):
-    flat = data.reshape((-1,) + FRAME)
-    paths, start, number = [], 0, 1
-    for i, size in enumerate(sizes):
-        path = tmp_path / f"scan{i + 1}.mib"
-        write_mib(path, flat[start : start + size], first_number=number, hdr=False)
-        paths.append(path)
-        start += size
-        number += size + (5 if gap_after == i else 0)
-    return paths
-
-
 def test_three_file_series(tmp_path):
     data = scan_frames(3, 4)
-    paths = _write_series(tmp_path, data, [5, 4, 3])
+    paths = write_series(tmp_path, data, [5, 4, 3])
     # the acquisition's .hdr (frames of the whole scan) sits next to the first file
     write_mib(tmp_path / "tmp.mib", data)
     (tmp_path / "tmp.hdr").rename(tmp_path / "scan1.hdr")
@@ -244,7 +218,7 @@ def test_three_file_series(tmp_path):
 def test_series_gap_is_reported_and_left_blank(tmp_path):
     """Frames 7-11 never reached the files: the second file's frames go where their numbers say."""
     data = scan_frames(3, 4)
-    paths = _write_series(tmp_path, data, [6, 6], gap_after=0)
+    paths = write_series(tmp_path, data, [6, 6], gap_after=0)
     with pytest.warns(MIBWarning, match=r"5 frame\(s\) lost during acquisition \(frame numbers 7-11\)"):
         out = load_mib_data(paths, return_mmap=False)
     flat = data.reshape((-1,) + FRAME)
