@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import write_two_counters
 
 from rsciio_mib_plugin import convert, write_mib
 
 RNG = np.random.default_rng(2727)
+SERVERS = Path(__file__).parents[1] / "servers"
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +37,10 @@ def cluster(tmp_path_factory):
         yield client
 
 
-def _files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+def _chunk_files(folder: Path) -> dict[str, bytes]:
+    """The data chunk files of the zspy archives under ``folder``, by path."""
+    files = (p for p in sorted(folder.rglob("*")) if p.is_file() and "data" in p.parts[-2:-1])
+    return {str(p.relative_to(folder)): p.read_bytes() for p in files if not p.name.startswith(".")}
 
 
 def _scan(tmp_path, lost=False):
@@ -91,11 +95,31 @@ def test_cluster_archive_equals_the_in_process_one(cluster, tmp_path, small_bloc
     assert repr(a.original_metadata.as_dictionary()) == repr(b.original_metadata.as_dictionary())
     assert here[0]["chunks"] == there[0]["chunks"] and here[0]["bytes_written"] == there[0]["bytes_written"]
     if fmt == "zspy":  # the very chunk files
+        assert _chunk_files(tmp_path / "here") == _chunk_files(tmp_path / "there")
 
-        def chunk_files(folder):
-            return {k: v for k, v in _files(folder).items() if "/data/" in k and not k.endswith((".zarray", ".zattrs"))}
 
-        assert chunk_files(tmp_path / "here") == chunk_files(tmp_path / "there")
+def test_a_url_is_read_by_the_workers_by_byte_range(cluster, tmp_path, small_blocks):
+    """The workers read their blocks from an HTTP server (Range requests); the archive is the one
+    the local file gives in-process."""
+    from distributed import get_task_stream
+    from servers import running
+
+    site = tmp_path / "site"
+    site.mkdir()
+    path = _scan(site)
+    port = lambda text: int(text.split("\n", 1)[0]) if "\n" in text else None  # noqa: E731
+    with running([SERVERS / "range_http.py", site], tmp_path, port) as (port, log):
+        with get_task_stream(cluster) as tasks:
+            convert(f"http://127.0.0.1:{port}/scan.mib", tmp_path / "there", scheduler=cluster)
+        gets = [line for line in log.read_text().splitlines()[1:] if line.startswith("GET /scan.mib bytes=")]
+    convert(path, tmp_path / "here")
+    sizes = [int(b) - int(a) + 1 for a, b in (g.rsplit("=", 1)[1].split("-") for g in gets)]
+    blocks = [t for t in tasks.data if "block_task" in t["key"]]
+    stored_frame = path.stat().st_size // (12 * 16)
+    # 1 MiB blocks: 2 scan lines of 16 frames each, one range request apiece, on both workers
+    assert sizes.count(2 * 16 * stored_frame) == len(blocks) == 6
+    assert len({t["worker"] for t in blocks}) == 2
+    assert _chunk_files(tmp_path / "here") == _chunk_files(tmp_path / "there")
 
 
 def test_command_line_scheduler(cluster, tmp_path):
@@ -133,12 +157,7 @@ def test_several_files_at_once_and_counters(cluster, tmp_path):
     import hyperspy.api as hs
 
     a = write_mib(tmp_path / "a.mib", RNG.integers(0, 4096, (6, 8, 64, 256), dtype=np.uint16), hdr={"ScanX": 8})
-    b = write_mib(
-        tmp_path / "b.mib",
-        RNG.integers(0, 60, (24, 32, 256), dtype=np.uint8),
-        counter=np.tile([0, 1], 12),
-        hdr={"Active Counters": "Both", "ScanX": 4, "ScanY": 3, "Frames in Acquisition": 24},
-    )
+    b = write_two_counters(tmp_path / "b.mib", seed=27)
     lines = []
     reports = convert([a, b], tmp_path / "there", scheduler=cluster, done=lines.append)
     here = convert([a, b], tmp_path / "here")
