@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import write_two_counters
+from servers import printed_port, running
 
 from rsciio_mib_plugin import convert, write_mib
 
@@ -102,13 +103,11 @@ def test_a_url_is_read_by_the_workers_by_byte_range(cluster, tmp_path, small_blo
     """The workers read their blocks from an HTTP server (Range requests); the archive is the one
     the local file gives in-process."""
     from distributed import get_task_stream
-    from servers import running
 
     site = tmp_path / "site"
     site.mkdir()
     path = _scan(site)
-    port = lambda text: int(text.split("\n", 1)[0]) if "\n" in text else None  # noqa: E731
-    with running([SERVERS / "range_http.py", site], tmp_path, port) as (port, log):
+    with running([SERVERS / "range_http.py", site], tmp_path, printed_port) as (port, log):
         with get_task_stream(cluster) as tasks:
             convert(f"http://127.0.0.1:{port}/scan.mib", tmp_path / "there", scheduler=cluster)
         gets = [line for line in log.read_text().splitlines()[1:] if line.startswith("GET /scan.mib bytes=")]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from servers import running
+from servers import printed_port, running
 
 from rsciio_mib_plugin import MIBFormatError, MIBWarning, file_reader, write_mib
 from rsciio_mib_plugin.reader.reference import write_references
@@ -114,9 +114,7 @@ def test_blank_positions_of_a_reference_are_reported(tmp_path):
 
 def test_a_reference_cannot_send_requests_to_other_hosts_or_read_local_files_from_a_url(refs, tmp_path):
     scan, _, edited = refs
-    with running(
-        [SERVERS / "range_http.py", tmp_path], tmp_path, lambda t: int(t.split("\n")[0]) if "\n" in t else None
-    ) as (port, log):
+    with running([SERVERS / "range_http.py", tmp_path], tmp_path, printed_port) as (port, log):
         host = edited(lambda r: r.__setitem__("data/0.0.0.0", [f"http://127.0.0.1:{port}/latest/meta-data", 0, 8]))
         with pytest.raises(MIBFormatError, match="meta-data', which is not a .mib file; refused"):
             file_reader(str(host))

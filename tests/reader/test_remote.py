@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from servers import running
+from servers import printed_port, running
 
 from rsciio_mib_plugin import MIBFormatError, MIBProperties, MIBWarning, file_reader, load, load_mib_data, write_mib
 from rsciio_mib_plugin.cli import main
@@ -28,7 +28,7 @@ SERVERS = Path(__file__).parents[1] / "servers"
 
 def run_server(args, folder: Path):
     """A server script in its own process; yields ``(port, log)`` (the log holds its request lines)."""
-    return running(args, folder, lambda text: int(text.split("\n", 1)[0]) if "\n" in text else None)
+    return running(args, folder, printed_port)
 
 
 def requests(log: Path) -> list[str]:

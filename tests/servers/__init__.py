@@ -32,3 +32,8 @@ def running(argv: list, folder: Path, ready):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+def printed_port(text: str) -> int | None:
+    """The port a server of this folder prints on its first line, once that line is complete."""
+    return int(text.split("\n", 1)[0]) if "\n" in text else None
