@@ -92,17 +92,18 @@ def run_pass(reader: FrameReader, plan: ScanPlan, blocks: BlockPlan, write, thre
             progress(frames * frame_bytes)
 
     parts = blocks.blocks()
-    if threads > 1 and len(parts) > 1:
-        with ThreadPoolExecutor(threads) as pool:
-            futures = [pool.submit(work, b) for b in parts]
-            try:
-                for future in futures:
-                    future.result()
-            except BaseException:  # an error or an interrupt: the blocks not started are not read
-                for future in futures:
-                    future.cancel()
-                raise
-    else:
-        for b in parts:
-            work(b)
+    with kept_allocations():  # for the whole pass, not block by block (a convert inside a dask task)
+        if threads > 1 and len(parts) > 1:
+            with ThreadPoolExecutor(threads) as pool:
+                futures = [pool.submit(work, b) for b in parts]
+                try:
+                    for future in futures:
+                        future.result()
+                except BaseException:  # an error or an interrupt: the blocks not started are not read
+                    for future in futures:
+                        future.cancel()
+                    raise
+        else:
+            for b in parts:
+                work(b)
     return summaries

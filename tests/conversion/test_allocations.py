@@ -126,3 +126,23 @@ def test_page_faults_of_blosc_chunks_under_dask_settings():
     assert faults["before"] > 4000
     assert faults["kept"] < faults["before"] / 4
     assert faults["after"] > 4000  # the environment's setting is back once the block is done
+
+
+def test_an_in_process_pass_keeps_them_from_its_first_block_to_its_last(monkeypatch, libc, tmp_path):
+    """``convert`` run inside a dask task (the environment fixed): raised once for all its blocks."""
+    import functools
+
+    import numpy as np
+
+    from rsciio_mib_plugin import convert, write_mib
+    from rsciio_mib_plugin.conversion import archive
+    from rsciio_mib_plugin.conversion.blocks import BlockPlan
+
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    monkeypatch.setattr(archive, "BlockPlan", functools.partial(BlockPlan, block_bytes=1 << 16))
+    frames = np.random.default_rng(0).integers(0, 60, (6, 8, 32, 256), dtype=np.uint16)
+    path = write_mib(tmp_path / "scan.mib", frames, hdr={"ScanX": 8, "ScanY": 6})
+    for threads in (1, 2):
+        libc.calls.clear()
+        convert(path, tmp_path / f"out{threads}", threads=threads)
+        assert [c[0] for c in libc.calls] == ["mallopt", "mallopt", "mallopt", "mallopt", "malloc_trim"]
