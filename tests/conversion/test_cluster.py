@@ -152,24 +152,6 @@ def test_command_line_scheduler(cluster, tmp_path):
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
 
 
-def test_a_watched_folder_converts_on_the_cluster(cluster, tmp_path):
-    """`convert --watch DIR --scheduler ADDRESS`: each acquisition converted by the workers."""
-    from distributed import get_task_stream
-
-    watched = tmp_path / "watched"
-    watched.mkdir()
-    path = _scan(watched)
-    command = [sys.executable, "-m", "rsciio_mib_plugin", "convert", "--watch", watched, "-o", tmp_path / "out"]
-    options = ["--scheduler", cluster.scheduler.address, "--settle", "0.5", "--idle-exit", "1"]
-    with get_task_stream(cluster) as tasks:
-        done = subprocess.run([*command, *options], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert "scan.zspy" in done.stdout and "1 archive(s) written" in done.stdout
-    assert any("block_task" in t["key"] for t in tasks.data)
-    convert(path, tmp_path / "here")
-    assert _chunk_files(tmp_path / "here") == _chunk_files(tmp_path / "out")
-
-
 def test_several_files_at_once_and_counters(cluster, tmp_path):
     import hyperspy.api as hs
 
