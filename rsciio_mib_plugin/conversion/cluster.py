@@ -16,6 +16,7 @@ import threading
 
 from ..reader.frames import FrameReader
 from ..reader.scan import ScanPlan
+from .allocations import kept_allocations
 from .blocks import BlockPlan
 from .one_pass import BlockWork, find_aperture
 from .stores import ChunkFiles
@@ -55,7 +56,8 @@ def _block_task(nav_slices, reader: FrameReader, plan: ScanPlan, blocks: BlockPl
     summaries = Summaries(blocks.nav, blocks.frame, blocks.dtype, plan.shape or ())
     summaries.set_disc(*disc)
     writer = write if write is not None else _Returned()
-    index, positions, frames = BlockWork(reader, plan, blocks, summaries, writer, _BUFFERS)(nav_slices)
+    with kept_allocations():  # dask's workers fix glibc's thresholds (allocations.py)
+        index, positions, frames = BlockWork(reader, plan, blocks, summaries, writer, _BUFFERS)(nav_slices)
     returned = writer.blocks if write is None else []
     return summaries.part_of(index, positions), frames, returned
 

@@ -50,10 +50,6 @@ class BlockWork:
     def __call__(self, nav_slices) -> tuple[np.ndarray, np.ndarray, int]:
         """Process the block under ``nav_slices``: its flat output positions, its source scan
         positions and the source frames read (blank ones included)."""
-        with kept_allocations():
-            return self._process(nav_slices)
-
-    def _process(self, nav_slices) -> tuple[np.ndarray, np.ndarray, int]:
         reader, plan, blocks, summaries = self.reader, self.plan, self.blocks, self.summaries
         frame, per_piece, bin_navigation = blocks.frame, blocks.per_piece, reader.transform.bin_navigation
         shape = tuple(s.stop - s.start for s in nav_slices) + frame
@@ -92,7 +88,7 @@ def run_pass(reader: FrameReader, plan: ScanPlan, blocks: BlockPlan, write, thre
             progress(frames * frame_bytes)
 
     parts = blocks.blocks()
-    with kept_allocations():  # for the whole pass, not block by block (a convert inside a dask task)
+    with kept_allocations():  # for the whole pass (where the environment fixed glibc's thresholds: a dask task)
         if threads > 1 and len(parts) > 1:
             with ThreadPoolExecutor(threads) as pool:
                 futures = [pool.submit(work, b) for b in parts]
