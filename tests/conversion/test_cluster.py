@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import write_two_counters
-from servers import printed_port, running
+from servers import SERVERS, printed_port, running
 
 from rsciio_mib_plugin import convert, write_mib
 
 RNG = np.random.default_rng(2727)
-SERVERS = Path(__file__).parents[1] / "servers"
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from servers import printed_port, running
+from servers import SERVERS, printed_port, running
 
 from rsciio_mib_plugin import MIBFormatError, MIBWarning, file_reader, write_mib
 from rsciio_mib_plugin.reader.reference import write_references
-
-SERVERS = Path(__file__).parents[1] / "servers"
 
 
 @pytest.fixture

@@ -18,12 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from servers import printed_port, running
+from servers import SERVERS, printed_port, running
 
 from rsciio_mib_plugin import MIBFormatError, MIBProperties, MIBWarning, file_reader, load, load_mib_data, write_mib
 from rsciio_mib_plugin.cli import main
-
-SERVERS = Path(__file__).parents[1] / "servers"
 
 
 def run_server(args, folder: Path):

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+SERVERS = Path(__file__).parent  # the server scripts
 START_SECONDS = 60  # a cold start on a busy machine
 
 
